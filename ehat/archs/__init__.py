@@ -1,0 +1,99 @@
+"""Networks: HAT, EHAT, RLFN (registered in basicsr's ARCH_REGISTRY) and named presets."""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from typing import Any
+
+from basicsr.utils.registry import ARCH_REGISTRY
+from torch import nn
+
+from ehat.archs.bsa import BranchWeights, branch_weight_sizes
+from ehat.archs.dual_attention import ChannelAttentionModule, DualAttention, PositionAttention
+from ehat.archs.ehat_arch import EHAT
+from ehat.archs.hat_arch import HAT
+from ehat.archs.padding import crop_output, pad_to_multiple
+from ehat.archs.presets import create_model, list_presets, preset_config
+
+__all__ = [
+    "EHAT",
+    "HAT",
+    "BranchWeights",
+    "ChannelAttentionModule",
+    "DualAttention",
+    "PositionAttention",
+    "branch_weight_sizes",
+    "build_network",
+    "create_model",
+    "crop_output",
+    "list_presets",
+    "network_kwargs",
+    "pad_to_multiple",
+    "preset_config",
+]
+
+
+def _arch_class(type_name: str) -> type[nn.Module]:
+    try:
+        return ARCH_REGISTRY.get(type_name)
+    except KeyError:
+        known = sorted({name for name, _ in ARCH_REGISTRY} | set(list_presets()))
+        hint = difflib.get_close_matches(type_name, known, n=1)
+        extra = f" Did you mean {hint[0]!r}?" if hint else ""
+        raise KeyError(f"network_g.type: unknown network {type_name!r}.{extra}") from None
+
+
+def network_kwargs(cls: type[nn.Module]) -> dict[str, inspect.Parameter]:
+    """Constructor parameters of ``cls`` (for EHAT: its own plus HAT's)."""
+    params: dict[str, inspect.Parameter] = {}
+    for klass in reversed(cls.__mro__):
+        if klass is nn.Module or not issubclass(klass, nn.Module):
+            continue
+        for name, p in inspect.signature(klass.__init__).parameters.items():
+            if name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+                params[name] = p
+    return params
+
+
+def resolve_network_config(opt: dict[str, Any]) -> dict[str, Any]:
+    """Expand a preset name in ``opt['type']`` into its full config; other keys override it."""
+    opt = dict(opt)
+    if "type" not in opt:
+        raise KeyError("network_g.type is missing: give a class name (HAT, EHAT, RLFN) or a preset")
+    type_name = opt.pop("type")
+    if type_name in list_presets():
+        base = preset_config(type_name)
+        base.update(opt)
+        return base
+    return {"type": type_name, **opt}
+
+
+def build_network(opt: dict[str, Any]) -> nn.Module:
+    """Build a network from a BasicSR ``network_g`` dict: ``type`` (class or preset) + arguments.
+
+    An unknown argument is an error naming it (and the closest valid one).
+    """
+    cfg = resolve_network_config(opt)
+    type_name = cfg.pop("type")
+    cls = _arch_class(type_name)
+    valid = network_kwargs(cls)
+    for key in cfg:
+        if key not in valid:
+            hint = difflib.get_close_matches(key, list(valid), n=1)
+            extra = f" Did you mean {hint[0]!r}?" if hint else ""
+            raise TypeError(f"network_g.{key}: {type_name} has no argument {key!r}.{extra}")
+    model = cls(**cfg)
+    model.arch_config = {"type": type_name, **cfg}
+    return model
+
+
+def _register_optional() -> None:
+    # RLFN lives in its own module (the NTIRE baseline); import it when present.
+    import importlib.util
+
+    if importlib.util.find_spec("ehat.archs.rlfn_arch") is not None:
+        importlib.import_module("ehat.archs.rlfn_arch")
+
+
+_register_optional()

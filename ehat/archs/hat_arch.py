@@ -1,0 +1,630 @@
+"""HAT: Hybrid Attention Transformer (Chen et al., CVPR 2023), read top-down like the paper's figure.
+
+window attention -> CAB -> HAB -> OCAB -> RHAG -> HAT
+
+State-dict keys and shapes equal the official XPixelGroup/HAT layout, so official checkpoints load
+with ``strict=True``. Attention runs through ``scaled_dot_product_attention`` with the relative
+position bias (plus the shifted-window mask) as one additive mask; the result equals the
+reference formula ``softmax(q k^T * scale + bias + mask) v``.
+
+Tokens are (B, H*W, C) in LR pixels; images are (B, C, H, W) in [0, 1] * ``img_range``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+import torch.utils.checkpoint as checkpoint
+from basicsr.utils.registry import ARCH_REGISTRY
+from timm.layers import DropPath, trunc_normal_
+from torch import nn
+
+from ehat.archs.padding import crop_output, pad_to_multiple
+
+RGB_MEAN = (0.4488, 0.4371, 0.4040)
+SHIFT_MASK_VALUE = -100.0  # the official value (not -inf)
+
+
+# --------------------------------------------------------------------------- window helpers
+
+
+def window_partition(x: torch.Tensor, ws: int) -> torch.Tensor:
+    """(B, H, W, C) -> (B * H/ws * W/ws, ws*ws, C), windows in row-major order."""
+    b, h, w, c = x.shape
+    x = x.view(b, h // ws, ws, w // ws, ws, c).permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(-1, ws * ws, c)
+
+
+def window_reverse(windows: torch.Tensor, ws: int, h: int, w: int) -> torch.Tensor:
+    """(B * nW, ws*ws, C) -> (B, H, W, C); inverse of :func:`window_partition`."""
+    c = windows.shape[-1]
+    x = windows.view(-1, h // ws, w // ws, ws, ws, c).permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(-1, h, w, c)
+
+
+def relative_position_index_sa(ws: int) -> torch.Tensor:
+    """Index (ws*ws, ws*ws) into a ((2ws-1)^2, heads) bias table (Swin's formula)."""
+    coords = torch.stack(torch.meshgrid(torch.arange(ws), torch.arange(ws), indexing="ij")).flatten(1)
+    rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (ws - 1)
+    return rel[..., 0] * (2 * ws - 1) + rel[..., 1]
+
+
+def relative_position_index_oca(ws: int, overlap_ratio: float) -> torch.Tensor:
+    """Index (ws*ws, ows*ows) into the OCAB bias table of (ws + ows - 1)^2 rows.
+
+    Reproduces the official formula exactly, including its offset ``ws - ows + 1`` that yields
+    negative indices (they wrap around the table; the mapping stays one-to-one).
+    """
+    ows = ws + int(overlap_ratio * ws)
+    ori = torch.stack(torch.meshgrid(torch.arange(ws), torch.arange(ws), indexing="ij")).flatten(1)
+    ext = torch.stack(torch.meshgrid(torch.arange(ows), torch.arange(ows), indexing="ij")).flatten(1)
+    rel = (ext[:, None, :] - ori[:, :, None]).permute(1, 2, 0) + (ws - ows + 1)
+    return rel[..., 0] * (ws + ows - 1) + rel[..., 1]
+
+
+@lru_cache(maxsize=16)
+def shift_window_mask(h: int, w: int, ws: int, shift: int, device: torch.device) -> torch.Tensor:
+    """Additive mask (nW, ws*ws, ws*ws) for shifted windows: 0 within a region, -100 across.
+
+    A pure function of its arguments (cached per input size and device; never mutated).
+    """
+    region = torch.zeros(1, h, w, 1)
+    slices = (slice(0, -ws), slice(-ws, -shift), slice(-shift, None))
+    label = 0
+    for hs in slices:
+        for wsl in slices:
+            region[:, hs, wsl, :] = label
+            label += 1
+    win = window_partition(region, ws).squeeze(-1)  # nW, ws*ws
+    diff = win.unsqueeze(1) - win.unsqueeze(2)
+    mask = torch.zeros_like(diff).masked_fill(diff != 0, SHIFT_MASK_VALUE)
+    return mask.to(device)
+
+
+# --------------------------------------------------------------------------- attention
+
+
+class WindowAttention(nn.Module):
+    """Multi-head self-attention inside ws x ws windows with a relative position bias.
+
+    Args: dim, window_size, num_heads, qkv_bias, qk_scale (default head_dim**-0.5), attn_drop, proj_drop.
+    Input (B*nW, ws*ws, C) -> output of the same shape.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        window_size: int,
+        num_heads: int,
+        qkv_bias: bool = True,
+        qk_scale: float | None = None,
+        attn_drop: float = 0.0,
+        proj_drop: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.dim = dim
+        self.window_size = window_size
+        self.num_heads = num_heads
+        self.scale = qk_scale or (dim // num_heads) ** -0.5
+        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window_size - 1) ** 2, num_heads))
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.attn_drop = attn_drop
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+        trunc_normal_(self.relative_position_bias_table, std=0.02)
+
+    def relative_bias(self, rpi: torch.Tensor) -> torch.Tensor:
+        """(heads, N, N) bias gathered from the table with index ``rpi`` (N, N)."""
+        n = rpi.shape[0]
+        return self.relative_position_bias_table[rpi.reshape(-1)].view(n, n, -1).permute(2, 0, 1).contiguous()
+
+    def forward(self, x: torch.Tensor, rpi: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (B*nW, N, C); rpi: (N, N); mask: (nW, N, N) additive or None."""
+        bw, n, c = x.shape
+        heads = self.num_heads
+        qkv = self.qkv(x).view(bw, n, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)  # each (B*nW, heads, N, d)
+        bias = self.relative_bias(rpi).to(q.dtype)
+        if mask is None:
+            attn_mask = bias.unsqueeze(0)  # (1, heads, N, N)
+        else:
+            nw = mask.shape[0]
+            attn_mask = bias.unsqueeze(0) + mask.to(q.dtype).unsqueeze(1)  # (nW, heads, N, N)
+            q, k, v = (t.view(bw // nw, nw, heads, n, -1) for t in (q, k, v))
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, dropout_p=self.attn_drop if self.training else 0.0, scale=self.scale
+        )
+        out = out.reshape(bw, heads, n, -1).transpose(1, 2).reshape(bw, n, c)
+        return self.proj_drop(self.proj(out))
+
+
+class ChannelAttention(nn.Module):
+    """RCAN channel attention: x * sigmoid(W2 relu(W1 avgpool(x))). (B, C, H, W) -> same."""
+
+    def __init__(self, num_feat: int, squeeze_factor: int = 16) -> None:
+        super().__init__()
+        self.attention = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Conv2d(num_feat, num_feat // squeeze_factor, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(num_feat // squeeze_factor, num_feat, 1),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.attention(x)
+
+
+class CAB(nn.Module):
+    """Channel-attention block: conv3x3 (C -> C/compress) -> GELU -> conv3x3 -> channel attention.
+
+    With ``identity_weight`` (an EHAT branch weight) the block returns ``cab(x) + w * x``.
+    """
+
+    def __init__(self, num_feat: int, compress_ratio: int = 3, squeeze_factor: int = 30) -> None:
+        super().__init__()
+        self.cab = nn.Sequential(
+            nn.Conv2d(num_feat, num_feat // compress_ratio, 3, 1, 1),
+            nn.GELU(),
+            nn.Conv2d(num_feat // compress_ratio, num_feat, 3, 1, 1),
+            ChannelAttention(num_feat, squeeze_factor),
+        )
+
+    def forward(self, x: torch.Tensor, identity_weight: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.cab(x)
+        return out if identity_weight is None else out + identity_weight * x
+
+
+class Mlp(nn.Module):
+    """fc1 -> GELU -> dropout -> fc2 -> dropout on (..., C)."""
+
+    def __init__(self, in_features: int, hidden_features: int, drop: float = 0.0) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(in_features, hidden_features)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden_features, in_features)
+        self.drop = nn.Dropout(drop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+
+
+class HAB(nn.Module):
+    """Hybrid attention block: (shifted) window attention + scaled CAB in parallel, then an MLP.
+
+    ``x = a * x + attn(norm1(x)) + conv_scale * cab(norm1(x));  x = m * x + mlp(norm2(x))``
+    where a = m = 1 for HAT; EHAT passes learnable branch weights (a, m, and the CAB identity weight).
+    Tokens (B, H*W, C).
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        window_size: int,
+        shift_size: int,
+        compress_ratio: int,
+        squeeze_factor: int,
+        conv_scale: float,
+        mlp_ratio: float,
+        qkv_bias: bool = True,
+        qk_scale: float | None = None,
+        drop: float = 0.0,
+        attn_drop: float = 0.0,
+        drop_path: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if not 0 <= shift_size < window_size:
+            raise ValueError(f"shift_size must be in [0, window_size), got {shift_size}")
+        self.window_size = window_size
+        self.shift_size = shift_size
+        self.conv_scale = conv_scale
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = WindowAttention(dim, window_size, num_heads, qkv_bias, qk_scale, attn_drop, drop)
+        self.conv_block = CAB(dim, compress_ratio, squeeze_factor)
+        self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        x_size: tuple[int, int],
+        rpi_sa: torch.Tensor,
+        shift_mask: torch.Tensor | None,
+        weights: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """x: (B, H*W, C); weights: (cab identity, attention shortcut, mlp residual) scalars or None."""
+        h, w = x_size
+        b, _, c = x.shape
+        w_cab, w_attn, w_mlp = weights if weights is not None else (None, None, None)
+        shortcut = x
+        x = self.norm1(x).view(b, h, w, c)
+        conv_x = self.conv_block(x.permute(0, 3, 1, 2), w_cab).permute(0, 2, 3, 1).reshape(b, h * w, c)
+
+        ws, s = self.window_size, self.shift_size
+        if s > 0:
+            x = torch.roll(x, shifts=(-s, -s), dims=(1, 2))
+        attn = window_reverse(
+            self.attn(window_partition(x, ws), rpi_sa, shift_mask if s > 0 else None), ws, h, w
+        )
+        if s > 0:
+            attn = torch.roll(attn, shifts=(s, s), dims=(1, 2))
+        attn = attn.reshape(b, h * w, c)
+
+        if w_attn is not None:
+            shortcut = w_attn * shortcut
+        x = shortcut + self.drop_path(attn) + conv_x * self.conv_scale
+        residual = x if w_mlp is None else w_mlp * x
+        return residual + self.drop_path(self.mlp(self.norm2(x)))
+
+
+class OCAB(nn.Module):
+    """Overlapping cross-attention: queries from ws x ws windows, keys/values from ows x ows windows.
+
+    ows = ws + int(overlap_ratio * ws); keys/values come from a zero-padded unfold (as the official
+    code). Tokens (B, H*W, C) -> same.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        window_size: int,
+        overlap_ratio: float,
+        num_heads: int,
+        qkv_bias: bool = True,
+        qk_scale: float | None = None,
+        mlp_ratio: float = 2.0,
+    ) -> None:
+        super().__init__()
+        self.dim = dim
+        self.window_size = window_size
+        self.num_heads = num_heads
+        self.scale = qk_scale or (dim // num_heads) ** -0.5
+        self.overlap_win_size = int(window_size * overlap_ratio) + window_size
+        self.norm1 = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.unfold = nn.Unfold(
+            kernel_size=self.overlap_win_size,
+            stride=window_size,
+            padding=(self.overlap_win_size - window_size) // 2,
+        )
+        self.relative_position_bias_table = nn.Parameter(
+            torch.zeros((window_size + self.overlap_win_size - 1) ** 2, num_heads)
+        )
+        trunc_normal_(self.relative_position_bias_table, std=0.02)
+        self.proj = nn.Linear(dim, dim)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+
+    def forward(self, x: torch.Tensor, x_size: tuple[int, int], rpi_oca: torch.Tensor) -> torch.Tensor:
+        """x: (B, H*W, C); rpi_oca: (ws*ws, ows*ows)."""
+        h, w = x_size
+        b, _, c = x.shape
+        ws, ows, heads = self.window_size, self.overlap_win_size, self.num_heads
+        d = c // heads
+        shortcut = x
+        qkv = self.qkv(self.norm1(x)).view(b, h, w, 3, c)
+        q = window_partition(qkv[..., 0, :], ws)  # (B*nW, ws*ws, C)
+        kv = qkv[..., 1:, :].reshape(b, h, w, 2 * c).permute(0, 3, 1, 2)  # (B, 2C, H, W)
+        kv = self.unfold(kv)  # (B, 2C*ows*ows, nW), channel-major
+        nw = kv.shape[-1]
+        kv = (
+            kv.view(b, 2, heads, d, ows * ows, nw)
+            .permute(1, 0, 5, 2, 4, 3)
+            .reshape(2, b * nw, heads, ows * ows, d)
+        )
+        k, v = kv.unbind(0)
+        q = q.view(b * nw, ws * ws, heads, d).transpose(1, 2)
+        n_q, n_k = ws * ws, ows * ows
+        bias = self.relative_position_bias_table[rpi_oca.reshape(-1)].view(n_q, n_k, -1).permute(2, 0, 1)
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=bias.unsqueeze(0).to(q.dtype), scale=self.scale
+        )
+        out = window_reverse(out.transpose(1, 2).reshape(b * nw, n_q, c), ws, h, w).reshape(b, h * w, c)
+        x = self.proj(out) + shortcut
+        return x + self.mlp(self.norm2(x))
+
+
+class AttenBlocks(nn.Module):
+    """The HABs of one RHAG followed by its OCAB (key prefix ``residual_group``)."""
+
+    def __init__(
+        self,
+        dim: int,
+        depth: int,
+        num_heads: int,
+        window_size: int,
+        compress_ratio: int,
+        squeeze_factor: int,
+        conv_scale: float,
+        overlap_ratio: float,
+        mlp_ratio: float,
+        qkv_bias: bool,
+        qk_scale: float | None,
+        drop: float,
+        attn_drop: float,
+        drop_path: Sequence[float],
+        use_checkpoint: bool = False,
+    ) -> None:
+        super().__init__()
+        self.use_checkpoint = use_checkpoint
+        self.blocks = nn.ModuleList(
+            HAB(
+                dim=dim,
+                num_heads=num_heads,
+                window_size=window_size,
+                shift_size=0 if i % 2 == 0 else window_size // 2,
+                compress_ratio=compress_ratio,
+                squeeze_factor=squeeze_factor,
+                conv_scale=conv_scale,
+                mlp_ratio=mlp_ratio,
+                qkv_bias=qkv_bias,
+                qk_scale=qk_scale,
+                drop=drop,
+                attn_drop=attn_drop,
+                drop_path=drop_path[i],
+            )
+            for i in range(depth)
+        )
+        self.overlap_attn = OCAB(dim, window_size, overlap_ratio, num_heads, qkv_bias, qk_scale, mlp_ratio)
+
+    def _run(self, module: nn.Module, *args: object) -> torch.Tensor:
+        if self.use_checkpoint and torch.is_grad_enabled():
+            return checkpoint.checkpoint(module, *args, use_reentrant=False)
+        return module(*args)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        x_size: tuple[int, int],
+        attn_inputs: dict[str, torch.Tensor | None],
+        w0: torch.Tensor | None = None,
+        w1: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """x: (B, H*W, C). ``w0``/``w1``: this group's slices of the EHAT branch weights, or None.
+
+        w0 = [group input, (CAB identity, HAB output) per HAB, group output]; w1 = [(attention
+        shortcut, MLP residual) per HAB, group residual]. With them the OCAB input is
+        ``h_last + w0[0] * x_in + sum_j w0[2 + 2j] * h_j`` (the release's dense sum).
+        """
+        dense = None if w0 is None else w0[0] * x
+        for j, blk in enumerate(self.blocks):
+            weights = None if w0 is None else (w0[1 + 2 * j], w1[2 * j], w1[2 * j + 1])
+            x = self._run(blk, x, x_size, attn_inputs["rpi_sa"], attn_inputs["shift_mask"], weights)
+            if dense is not None:
+                dense = dense + w0[2 + 2 * j] * x
+        if dense is not None:
+            x = x + dense
+        return self._run(self.overlap_attn, x, x_size, attn_inputs["rpi_oca"])
+
+
+class RHAG(nn.Module):
+    """Residual hybrid attention group: AttenBlocks -> conv3x3 -> + (weighted) input. Tokens (B, H*W, C)."""
+
+    def __init__(
+        self, dim: int, resi_connection: str = "1conv", use_checkpoint: bool = False, **blocks_kwargs
+    ) -> None:
+        super().__init__()
+        self.residual_group = AttenBlocks(dim=dim, use_checkpoint=use_checkpoint, **blocks_kwargs)
+        self.conv = _resi_conv(dim, resi_connection)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        x_size: tuple[int, int],
+        attn_inputs: dict[str, torch.Tensor | None],
+        w0: torch.Tensor | None = None,
+        w1: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        h, w = x_size
+        y = self.residual_group(x, x_size, attn_inputs, w0, w1)
+        y = self.conv(y.transpose(1, 2).contiguous().view(x.shape[0], -1, h, w)).flatten(2).transpose(1, 2)
+        return y + (x if w1 is None else w1[-1] * x)
+
+
+def _resi_conv(dim: int, resi_connection: str) -> nn.Module:
+    if resi_connection == "1conv":
+        return nn.Conv2d(dim, dim, 3, 1, 1)
+    if resi_connection == "identity":
+        return nn.Identity()
+    raise ValueError(f"resi_connection must be '1conv' or 'identity', got {resi_connection!r}")
+
+
+class PatchEmbed(nn.Module):
+    """(B, C, H, W) -> (B, H*W, C), with an optional LayerNorm (key ``patch_embed.norm``)."""
+
+    def __init__(self, embed_dim: int, norm: bool) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(embed_dim) if norm else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.flatten(2).transpose(1, 2)
+        return x if self.norm is None else self.norm(x)
+
+
+class Upsample(nn.Sequential):
+    """conv3x3 + PixelShuffle stages for scale 2^n or 3 (keys ``upsample.0``, ``upsample.2``, ...)."""
+
+    def __init__(self, scale: int, num_feat: int) -> None:
+        layers: list[nn.Module] = []
+        if scale & (scale - 1) == 0:
+            for _ in range(int(math.log2(scale))):
+                layers += [nn.Conv2d(num_feat, 4 * num_feat, 3, 1, 1), nn.PixelShuffle(2)]
+        elif scale == 3:
+            layers += [nn.Conv2d(num_feat, 9 * num_feat, 3, 1, 1), nn.PixelShuffle(3)]
+        else:
+            raise ValueError(f"upscale {scale} is not supported: use 2^n or 3")
+        super().__init__(*layers)
+
+
+@ARCH_REGISTRY.register()
+class HAT(nn.Module):
+    """Hybrid Attention Transformer for image SR (official hyper-parameter names and key layout).
+
+    Input (B, in_chans, H, W) in [0, 1] of any H, W (reflect-padded to a multiple of
+    ``window_size`` and cropped back); output (B, in_chans, H*upscale, W*upscale).
+    ``img_size`` and ``patch_size`` only matter with ``ape`` (absolute position embedding).
+    """
+
+    def __init__(
+        self,
+        img_size: int = 64,
+        patch_size: int = 1,
+        in_chans: int = 3,
+        embed_dim: int = 96,
+        depths: Sequence[int] = (6, 6, 6, 6),
+        num_heads: Sequence[int] = (6, 6, 6, 6),
+        window_size: int = 7,
+        compress_ratio: int = 3,
+        squeeze_factor: int = 30,
+        conv_scale: float = 0.01,
+        overlap_ratio: float = 0.5,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        qk_scale: float | None = None,
+        drop_rate: float = 0.0,
+        attn_drop_rate: float = 0.0,
+        drop_path_rate: float = 0.1,
+        ape: bool = False,
+        patch_norm: bool = True,
+        use_checkpoint: bool = False,
+        upscale: int = 2,
+        img_range: float = 1.0,
+        upsampler: str = "pixelshuffle",
+        resi_connection: str = "1conv",
+    ) -> None:
+        super().__init__()
+        if upsampler != "pixelshuffle":
+            raise ValueError(f"upsampler {upsampler!r} is not supported: HAT uses 'pixelshuffle'")
+        if len(depths) != len(num_heads):
+            raise ValueError(f"depths {list(depths)} and num_heads {list(num_heads)} differ in length")
+        if patch_size != 1:
+            raise ValueError(f"patch_size must be 1 for HAT (got {patch_size})")
+        self.window_size = window_size
+        self.shift_size = window_size // 2
+        self.overlap_ratio = overlap_ratio
+        self.upscale = upscale
+        self.upsampler = upsampler
+        self.img_range = img_range
+        self.in_chans = in_chans
+        self.embed_dim = embed_dim
+        self.depths = tuple(depths)
+        self.ape = ape
+        self.use_checkpoint = use_checkpoint
+        mean = RGB_MEAN if in_chans == 3 else (0.0,) * in_chans
+        self.register_buffer("mean", torch.tensor(mean).view(1, in_chans, 1, 1), persistent=False)
+        self.register_buffer("relative_position_index_SA", relative_position_index_sa(window_size))
+        self.register_buffer(
+            "relative_position_index_OCA", relative_position_index_oca(window_size, overlap_ratio)
+        )
+
+        num_feat = 64
+        self.conv_first = nn.Conv2d(in_chans, embed_dim, 3, 1, 1)
+        self.patch_embed = PatchEmbed(embed_dim, patch_norm)
+        if ape:
+            self.absolute_pos_embed = nn.Parameter(torch.zeros(1, img_size * img_size, embed_dim))
+            trunc_normal_(self.absolute_pos_embed, std=0.02)
+        self.pos_drop = nn.Dropout(drop_rate)
+        dpr = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        self.layers = nn.ModuleList()
+        for i, depth in enumerate(depths):
+            start = sum(depths[:i])
+            self.layers.append(
+                RHAG(
+                    dim=embed_dim,
+                    resi_connection=resi_connection,
+                    use_checkpoint=use_checkpoint,
+                    depth=depth,
+                    num_heads=num_heads[i],
+                    window_size=window_size,
+                    compress_ratio=compress_ratio,
+                    squeeze_factor=squeeze_factor,
+                    conv_scale=conv_scale,
+                    overlap_ratio=overlap_ratio,
+                    mlp_ratio=mlp_ratio,
+                    qkv_bias=qkv_bias,
+                    qk_scale=qk_scale,
+                    drop=drop_rate,
+                    attn_drop=attn_drop_rate,
+                    drop_path=dpr[start : start + depth],
+                )
+            )
+        self.norm = nn.LayerNorm(embed_dim)
+        self.conv_after_body = _resi_conv(embed_dim, resi_connection)
+        self.conv_before_upsample = nn.Sequential(
+            nn.Conv2d(embed_dim, num_feat, 3, 1, 1), nn.LeakyReLU(inplace=True)
+        )
+        self.upsample = Upsample(upscale, num_feat)
+        self.conv_last = nn.Conv2d(num_feat, in_chans, 3, 1, 1)
+        self.apply(_init_weights)
+        # Extension points that EHAT fills in; None in plain HAT.
+        self.branch_weights: nn.Module | None = None
+        self.dual_attention: nn.Module | None = None
+        self.dual_attention_placement: str | None = None
+
+    def attention_inputs(self, h: int, w: int, device: torch.device) -> dict[str, torch.Tensor | None]:
+        """Relative-position indices and the shift mask for an (h, w) feature map (multiples of ws)."""
+        shift = (
+            shift_window_mask(h, w, self.window_size, self.shift_size, device) if self.shift_size else None
+        )
+        return {
+            "rpi_sa": self.relative_position_index_SA,
+            "rpi_oca": self.relative_position_index_OCA,
+            "shift_mask": shift,
+        }
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Deep features: (B, C, H, W) -> (B, C, H, W), H and W multiples of window_size."""
+        h, w = x.shape[-2:]
+        attn_inputs = self.attention_inputs(h, w, x.device)
+        t = self.patch_embed(x)
+        if self.ape:
+            t = t + self.absolute_pos_embed
+        t = self.pos_drop(t)
+        bw = self.branch_weights
+        dense = None if bw is None else bw.body_input() * t
+        for i, layer in enumerate(self.layers):
+            w0, w1 = (None, None) if bw is None else bw.group(i)
+            t = layer(t, (h, w), attn_inputs, w0, w1)
+            if self.dual_attention_placement == "rhag":
+                t = (
+                    self.dual_attention[i](t.transpose(1, 2).contiguous().view(-1, self.embed_dim, h, w))
+                    .flatten(2)
+                    .transpose(1, 2)
+                )
+            if dense is not None:
+                dense = dense + w0[-1] * t
+        if dense is not None:
+            t = t + dense
+        x = self.norm(t).transpose(1, 2).contiguous().view(-1, self.embed_dim, h, w)
+        if self.dual_attention_placement == "body":
+            x = self.dual_attention(x)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) in [0, 1] -> (B, C, H*upscale, W*upscale)."""
+        x, size = pad_to_multiple(x, self.window_size)
+        mean = self.mean.to(x.dtype)
+        x = (x - mean) * self.img_range
+        shallow = self.conv_first(x)
+        bw = self.branch_weights
+        skip = shallow if bw is None else bw.long_skip() * shallow
+        x = self.conv_after_body(self.forward_features(shallow)) + skip
+        x = self.conv_last(self.upsample(self.conv_before_upsample(x)))
+        x = x / self.img_range + mean
+        return crop_output(x, size, self.upscale)
+
+
+def _init_weights(m: nn.Module) -> None:
+    if isinstance(m, nn.Linear):
+        trunc_normal_(m.weight, std=0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.LayerNorm):
+        nn.init.ones_(m.weight)
+        nn.init.zeros_(m.bias)

@@ -1,0 +1,405 @@
+"""Every checkpoint format EHAT accepts, in one place: read, convert, infer the config, load, save.
+
+Accepted: BasicSR files (``params_ema`` preferred, ``params`` fallback), bare state dicts,
+``module.`` (DataParallel/DDP) prefixes, ``.pth`` and ``.safetensors``, official HAT / HAT-L
+weights and ``preHAT_L_x4.pth`` (into HAT or EHAT), and team SKDADDYS's ``SKDADDYS_Ehat.pth``
+whose BSA vectors are repeated under every sub-module prefix
+(``...__branchattentionmodule__.weight_0``). Files are read with ``weights_only=True`` only.
+
+Any mismatch (missing, unexpected, wrong shape, wrong scale) raises :class:`CheckpointError`
+naming the keys. The only keys allowed to be absent are EHAT's new parameters when the file is a
+plain HAT checkpoint; they keep their identity initialization and are listed in the report.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pickle
+import re
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+TEAM_BSA_MODULE = "__branchattentionmodule__"
+BSA_KEYS = ("branch_weights.weight_0", "branch_weights.weight_1")
+_EHAT_NEW_PREFIXES = ("branch_weights.", "dual_attention.")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint could not be read or does not fit the network; the message names keys/files."""
+
+
+@dataclass
+class LoadReport:
+    """What :func:`load_weights` did: the EHAT parameters left at their identity initialization."""
+
+    source: str
+    new_parameters: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        if not self.new_parameters:
+            return f"loaded {self.source}: all keys matched"
+        return (
+            f"loaded {self.source}: a HAT checkpoint; {len(self.new_parameters)} new EHAT parameters keep their "
+            f"identity initialization: {', '.join(self.new_parameters)}"
+        )
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Load a .pth/.pt/.ckpt (weights_only) or .safetensors file into a dict, with clear errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint file not found: {path}")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint file is empty (0 bytes): {path}")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return dict(load_file(str(path)))
+        except Exception as err:  # safetensors raises its own error types
+            raise CheckpointError(f"{path} is not a valid .safetensors file: {err}") from err
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(
+            f"refusing to load {path}: it holds Python objects beyond tensors and plain containers "
+            f"(weights_only=True rejected it; a checkpoint that runs code is never loaded). Details: {err}"
+        ) from err
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        raise CheckpointError(
+            f"{path} is not a readable PyTorch checkpoint (truncated or corrupt?): {err}"
+        ) from err
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a dict of weights")
+    return dict(obj)
+
+
+def unwrap_state_dict(
+    obj: Mapping[str, Any], param_key: str = "auto", source: str = "checkpoint"
+) -> dict[str, torch.Tensor]:
+    """Pick the network weights out of a checkpoint dict.
+
+    ``param_key='auto'`` takes ``params_ema``, then ``params``, then ``state_dict``/``model``, else the
+    dict itself. A named key that is absent is an error listing the keys present.
+    """
+    if param_key != "auto":
+        if param_key not in obj:
+            raise CheckpointError(f"{source} has no '{param_key}' entry (it has: {', '.join(map(str, obj))})")
+        sd = obj[param_key]
+    else:
+        sd = obj
+        for key in ("params_ema", "params", "state_dict", "model"):
+            if key in obj and isinstance(obj[key], Mapping):
+                sd = obj[key]
+                break
+    if not isinstance(sd, Mapping):
+        raise CheckpointError(f"{source}: the '{param_key}' entry is not a dict of tensors")
+    out: dict[str, torch.Tensor] = {}
+    for key, value in sd.items():
+        if not isinstance(value, torch.Tensor):
+            raise CheckpointError(f"{source}: entry {key!r} is a {type(value).__name__}, not a tensor")
+        out[key[len("module.") :] if key.startswith("module.") else key] = value
+    return collapse_team_bsa(out, source)
+
+
+def read_state_dict(
+    source: str | os.PathLike | Mapping[str, Any], param_key: str = "auto"
+) -> dict[str, torch.Tensor]:
+    """A canonical state dict from a file path or an already-loaded dict (see :func:`unwrap_state_dict`)."""
+    if isinstance(source, Mapping):
+        return unwrap_state_dict(source, param_key, "state dict")
+    return unwrap_state_dict(read_checkpoint(source), param_key, str(source))
+
+
+# --------------------------------------------------------------------------- team SKDADDYS layout
+
+
+def collapse_team_bsa(sd: dict[str, torch.Tensor], source: str = "checkpoint") -> dict[str, torch.Tensor]:
+    """Replace the release's repeated ``<prefix>__branchattentionmodule__.weight_{0,1}`` entries by
+    ``branch_weights.weight_{0,1}``; every copy must be identical."""
+    copies: dict[str, list[tuple[str, torch.Tensor]]] = {"weight_0": [], "weight_1": []}
+    out = {}
+    for key, value in sd.items():
+        match = re.fullmatch(rf"(?:.*\.)?{TEAM_BSA_MODULE}\.(weight_[01])", key)
+        if match:
+            copies[match.group(1)].append((key, value))
+        else:
+            out[key] = value
+    for name, found in copies.items():
+        if not found:
+            continue
+        ref_key, ref = found[0]
+        differing = [k for k, v in found[1:] if v.shape != ref.shape or not torch.equal(v, ref)]
+        if differing:
+            raise CheckpointError(
+                f"{source}: the {len(found)} copies of the BSA vector {name} disagree: {differing[:5]} "
+                f"{'(and more) ' if len(differing) > 5 else ''}differ from {ref_key}. The file is inconsistent; "
+                "re-export it from the model that trained it."
+            )
+        out[f"branch_weights.{name}"] = ref
+    return out
+
+
+def team_bsa_prefixes(depths: list[int]) -> list[str]:
+    """Every prefix under which the release repeats its BSA module (181 for HAT-L)."""
+    prefixes = [""]
+    for i, depth in enumerate(depths):
+        group = f"layers.{i}.residual_group."
+        prefixes += [f"layers.{i}.", group]
+        for j in range(depth):
+            prefixes += [f"{group}blocks.{j}.", f"{group}blocks.{j}.conv_block."]
+        prefixes.append(f"{group}overlap_attn.")
+    return prefixes
+
+
+def expand_team_bsa(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Our state dict -> the release's layout (BSA vectors repeated under every prefix)."""
+    if not all(k in sd for k in BSA_KEYS):
+        raise CheckpointError("the team's layout needs BSA weights: this state dict has no branch_weights")
+    extra = [k for k in sd if k.startswith("dual_attention.")]
+    if extra:
+        raise CheckpointError(
+            f"the team's layout has no dual attention; these keys cannot be expressed: {extra[:4]}"
+        )
+    out = {k: v for k, v in sd.items() if k not in BSA_KEYS}
+    for prefix in team_bsa_prefixes(infer_config(sd)["depths"]):
+        for name in ("weight_0", "weight_1"):
+            out[f"{prefix}{TEAM_BSA_MODULE}.{name}"] = sd[f"branch_weights.{name}"].clone()
+    return out
+
+
+# --------------------------------------------------------------------------- config inference
+
+
+def _count(sd: Mapping[str, torch.Tensor], prefix: str) -> int:
+    pattern = re.compile(rf"{re.escape(prefix)}\.(\d+)\.")
+    indices = {int(m.group(1)) for k in sd if (m := pattern.match(k))}
+    return max(indices) + 1 if indices else 0
+
+
+def _upscale_from(sd: Mapping[str, torch.Tensor], num_feat: int) -> int:
+    scale = 1
+    for i in range(0, 2 * _count(sd, "upsample") + 1, 2):
+        w = sd.get(f"upsample.{i}.weight")
+        if w is None:
+            continue
+        factor = w.shape[0] // num_feat
+        scale *= int(math.isqrt(factor))
+    return scale
+
+
+def infer_config(sd: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+    """Network config {'type': ..., **kwargs} read off a (canonical) state dict's keys and shapes.
+
+    Works for HAT, EHAT and RLFN. Values no state dict records (conv_scale, img_range,
+    drop_path_rate, pam_tile) keep the published defaults.
+    """
+    if "conv_first.weight" not in sd:
+        from ehat.archs import rlfn_arch  # the NTIRE baseline has its own layout
+
+        if hasattr(rlfn_arch, "rlfn_config_from_state_dict"):
+            return rlfn_arch.rlfn_config_from_state_dict(sd)
+        raise CheckpointError("state dict is neither HAT/EHAT (no conv_first.weight) nor a known layout")
+    embed_dim, in_chans = sd["conv_first.weight"].shape[:2]
+    n_layers = _count(sd, "layers")
+    if n_layers == 0:
+        raise CheckpointError("state dict has conv_first but no layers.N: not a HAT/EHAT checkpoint")
+    depths = [_count(sd, f"layers.{i}.residual_group.blocks") for i in range(n_layers)]
+    heads = [
+        sd[f"layers.{i}.residual_group.overlap_attn.relative_position_bias_table"].shape[1]
+        for i in range(n_layers)
+    ]
+    window = (
+        math.isqrt(sd["layers.0.residual_group.blocks.0.attn.relative_position_bias_table"].shape[0]) + 1
+    ) // 2
+    oca_rows = sd["layers.0.residual_group.overlap_attn.relative_position_bias_table"].shape[0]
+    overlap_win = math.isqrt(oca_rows) + 1 - window
+    blk = "layers.0.residual_group.blocks.0."
+    num_feat = sd["conv_last.weight"].shape[1]
+    cfg: dict[str, Any] = {
+        "type": "HAT",
+        "upscale": _upscale_from(sd, num_feat),
+        "in_chans": int(in_chans),
+        "img_size": 64,
+        "window_size": int(window),
+        "compress_ratio": int(embed_dim // sd[blk + "conv_block.cab.0.weight"].shape[0]),
+        "squeeze_factor": int(embed_dim // sd[blk + "conv_block.cab.3.attention.1.weight"].shape[0]),
+        "conv_scale": 0.01,
+        "overlap_ratio": (overlap_win - window) / window,
+        "img_range": 1.0,
+        "depths": depths,
+        "embed_dim": int(embed_dim),
+        "num_heads": [int(h) for h in heads],
+        "mlp_ratio": sd[blk + "mlp.fc1.weight"].shape[0] / embed_dim,
+        "qkv_bias": blk + "attn.qkv.bias" in sd,
+        "patch_norm": "patch_embed.norm.weight" in sd,
+        "ape": "absolute_pos_embed" in sd,
+        "upsampler": "pixelshuffle",
+        "resi_connection": "1conv" if "conv_after_body.weight" in sd else "identity",
+    }
+    if cfg["ape"]:
+        cfg["img_size"] = math.isqrt(sd["absolute_pos_embed"].shape[1])
+    if cfg["mlp_ratio"] == int(cfg["mlp_ratio"]):
+        cfg["mlp_ratio"] = int(cfg["mlp_ratio"])
+    has_bsa = all(k in sd for k in BSA_KEYS)
+    da_keys = [k for k in sd if k.startswith("dual_attention.")]
+    if has_bsa or da_keys:
+        placement = "none"
+        if da_keys:
+            placement = "rhag" if re.match(r"dual_attention\.\d+\.", da_keys[0]) else "body"
+        branches = [b for b in ("pam", "cam") if any(f".{b}." in f".{k}" for k in da_keys)]
+        cfg.update(type="EHAT", bsa=has_bsa, dual_attention=placement)
+        if da_keys:
+            cfg["dual_attention_branches"] = branches
+    return cfg
+
+
+# --------------------------------------------------------------------------- loading into a model
+
+
+def _is_new_ehat_key(key: str) -> bool:
+    return key.startswith(_EHAT_NEW_PREFIXES)
+
+
+def load_weights(
+    model: nn.Module,
+    source: str | os.PathLike | Mapping[str, Any],
+    param_key: str = "auto",
+) -> LoadReport:
+    """Load weights strictly into ``model``; raise :class:`CheckpointError` naming every mismatch.
+
+    Allowed: a plain HAT checkpoint into EHAT (the new BSA / dual-attention parameters stay at
+    their identity init and are listed in the returned report).
+    """
+    name = "state dict" if isinstance(source, Mapping) else str(source)
+    sd = read_state_dict(source, param_key)
+    own = model.state_dict()
+    unexpected = sorted(k for k in sd if k not in own)
+    missing = sorted(k for k in own if k not in sd)
+    wrong_shape = sorted(
+        f"{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in sd
+        if k in own and sd[k].shape != own[k].shape
+    )
+    file_is_hat = not any(_is_new_ehat_key(k) for k in sd)
+    new_params = [k for k in missing if _is_new_ehat_key(k)] if file_is_hat else []
+    missing = [k for k in missing if k not in new_params]
+    if unexpected or missing or wrong_shape:
+        raise CheckpointError(_mismatch_message(name, model, sd, unexpected, missing, wrong_shape))
+    model.load_state_dict({**{k: own[k] for k in new_params}, **sd}, strict=True)
+    return LoadReport(name, new_params)
+
+
+def _mismatch_message(
+    name: str,
+    model: nn.Module,
+    sd: Mapping[str, torch.Tensor],
+    unexpected: list[str],
+    missing: list[str],
+    wrong_shape: list[str],
+) -> str:
+    lines = [f"checkpoint {name} does not fit {type(model).__name__}:"]
+    try:
+        file_cfg = infer_config(sd)
+    except Exception:  # noqa: BLE001 (the key lists below are the real message)
+        file_cfg = None
+    model_scale = getattr(model, "upscale", None)
+    if file_cfg is not None:
+        if model_scale is not None and file_cfg.get("upscale") not in (None, model_scale):
+            lines.append(f"  scale: the checkpoint is x{file_cfg['upscale']}, the model is x{model_scale}")
+        lines.append(f"  the checkpoint looks like: {file_cfg}")
+    for title, keys in (
+        ("unexpected keys", unexpected),
+        ("missing keys", missing),
+        ("wrong shapes", wrong_shape),
+    ):
+        if keys:
+            shown = ", ".join(keys[:12]) + (f", ... ({len(keys)} in all)" if len(keys) > 12 else "")
+            lines.append(f"  {title}: {shown}")
+    lines.append(
+        "  (load it without a preset to build the network the file describes, or pick the matching preset)"
+    )
+    return "\n".join(lines)
+
+
+def load_model(
+    path: str | os.PathLike,
+    preset: str | None = None,
+    param_key: str = "auto",
+    **overrides: Any,
+) -> nn.Module:
+    """Build the network a checkpoint describes and load it.
+
+    With ``preset`` the network is that preset (plus ``overrides``); otherwise the file's stored
+    ``arch`` config is used, else the config is inferred from the state dict.
+    """
+    from ehat.archs import build_network, preset_config
+
+    raw = read_checkpoint(path)
+    if preset is not None:
+        cfg = {**preset_config(preset), **overrides}
+    elif isinstance(raw.get("arch"), Mapping):
+        cfg = {**raw["arch"], **overrides}
+    else:
+        cfg = {**infer_config(read_state_dict(raw, param_key)), **overrides}
+    model = build_network(cfg)
+    load_weights(model, raw, param_key)
+    return model
+
+
+# --------------------------------------------------------------------------- saving
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` to a temporary file in the same folder, fsync, then rename over ``path``.
+
+    A crash or a full disk never leaves a half-written file at ``path``; the previous file stays.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def arch_config_of(model: nn.Module) -> dict[str, Any]:
+    """The config that rebuilds ``model``: the one it was built from, else inferred from its weights."""
+    cfg = getattr(model, "arch_config", None)
+    return dict(cfg) if cfg else infer_config(model.state_dict())
+
+
+def save_network(
+    model: nn.Module,
+    path: str | os.PathLike,
+    param_key: str = "params",
+    ema_model: nn.Module | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> None:
+    """Write ``{'params': ..., ['params_ema': ...], 'arch': config, **extra}`` atomically (BasicSR layout)."""
+    model = getattr(model, "module", model)
+    obj: dict[str, Any] = {param_key: {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+    if ema_model is not None:
+        ema_model = getattr(ema_model, "module", ema_model)
+        obj["params_ema"] = {k: v.detach().cpu() for k, v in ema_model.state_dict().items()}
+    obj["arch"] = arch_config_of(model)
+    if extra:
+        obj.update(extra)
+    atomic_save(obj, path)

@@ -1,0 +1,1 @@
+"""Evaluation: metrics, complexity, runtime, tiling, the NTIRE protocol."""

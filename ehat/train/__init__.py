@@ -1,0 +1,1 @@
+"""Training: options schema, the loop, checkpoints of training state."""
