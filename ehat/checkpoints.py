@@ -13,6 +13,7 @@ plain HAT checkpoint; they keep their identity initialization and are listed in 
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import pickle
@@ -62,12 +63,17 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if path.stat().st_size == 0:
         raise CheckpointError(f"checkpoint file is empty (0 bytes): {path}")
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+        from safetensors import safe_open
 
         try:
-            return dict(load_file(str(path)))
+            with safe_open(str(path), framework="pt") as f:
+                tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no __iter__)
+                meta = f.metadata() or {}
         except Exception as err:  # safetensors raises its own error types
             raise CheckpointError(f"{path} is not a valid .safetensors file: {err}") from err
+        if "arch" in meta:
+            return {"params": tensors, "arch": json.loads(meta["arch"])}
+        return tensors
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -341,7 +347,7 @@ def load_model(
     """Build the network a checkpoint describes and load it.
 
     With ``preset`` the network is that preset (plus ``overrides``); otherwise the file's stored
-    ``arch`` config is used, else the config is inferred from the state dict.
+    ``arch`` config is used, else the config is inferred from the state dict. Returned in eval mode.
     """
     from ehat.archs import build_network, preset_config
 
@@ -354,7 +360,7 @@ def load_model(
         cfg = {**infer_config(read_state_dict(raw, param_key)), **overrides}
     model = build_network(cfg)
     load_weights(model, raw, param_key)
-    return model
+    return model.eval()
 
 
 # --------------------------------------------------------------------------- saving

@@ -26,7 +26,9 @@ TINY_HAT = dict(
     resi_connection="1conv",
 )
 # A second, differently shaped config: 3 groups, odd depth, other heads, window 4, x2.
-OTHER_HAT = dict(TINY_HAT, depths=[1, 3, 2], num_heads=[2, 4, 2], embed_dim=24, window_size=4, upscale=2, mlp_ratio=4)
+OTHER_HAT = dict(
+    TINY_HAT, depths=[1, 3, 2], num_heads=[2, 4, 2], embed_dim=24, window_size=4, upscale=2, mlp_ratio=4
+)
 
 
 def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
@@ -81,8 +83,14 @@ def official_keys_hat_l() -> dict[str, tuple[int, ...]]:
             shapes[b + "attn.relative_position_bias_table"] = (961, 6)
             shapes[b + "attn.qkv.weight"], shapes[b + "attn.qkv.bias"] = (540, 180), (540,)
             shapes[b + "attn.proj.weight"], shapes[b + "attn.proj.bias"] = (180, 180), (180,)
-            shapes[b + "conv_block.cab.0.weight"], shapes[b + "conv_block.cab.0.bias"] = (60, 180, 3, 3), (60,)
-            shapes[b + "conv_block.cab.2.weight"], shapes[b + "conv_block.cab.2.bias"] = (180, 60, 3, 3), (180,)
+            shapes[b + "conv_block.cab.0.weight"], shapes[b + "conv_block.cab.0.bias"] = (
+                (60, 180, 3, 3),
+                (60,),
+            )
+            shapes[b + "conv_block.cab.2.weight"], shapes[b + "conv_block.cab.2.bias"] = (
+                (180, 60, 3, 3),
+                (180,),
+            )
             shapes[b + "conv_block.cab.3.attention.1.weight"] = (6, 180, 1, 1)
             shapes[b + "conv_block.cab.3.attention.1.bias"] = (6,)
             shapes[b + "conv_block.cab.3.attention.3.weight"] = (180, 6, 1, 1)

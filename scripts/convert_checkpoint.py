@@ -1,0 +1,86 @@
+#!/usr/bin/env python
+"""Convert any checkpoint EHAT accepts into ours (.pth), .safetensors, or team SKDADDYS's layout.
+
+Examples:
+  python scripts/convert_checkpoint.py model_zoo/SKDADDYS_Ehat.pth ehat_l.pth
+  python scripts/convert_checkpoint.py ehat_l.pth ehat_l.safetensors
+  python scripts/convert_checkpoint.py ehat_l.pth team.pth --to team
+The network config is inferred from the weights (or taken from the file) and stored with them;
+the converted file is loaded back and checked to give the same state dict before it is kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+import ehat  # noqa: F401  (registers the architectures)
+from ehat.checkpoints import (
+    CheckpointError,
+    atomic_save,
+    expand_team_bsa,
+    infer_config,
+    read_checkpoint,
+    read_state_dict,
+)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("input", help="checkpoint to read (.pth/.pt/.safetensors, any accepted layout)")
+    p.add_argument("output", help="file to write; .safetensors selects that format")
+    p.add_argument(
+        "--to", choices=["ours", "team"], default="ours", help="layout of the output (default: ours)"
+    )
+    p.add_argument("--param_key", default="auto", help="entry to read (default: params_ema, else params)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    return p.parse_args(argv)
+
+
+def convert(src: Path, dst: Path, to: str = "ours", param_key: str = "auto") -> dict:
+    """Convert ``src`` to ``dst``; returns the network config written."""
+    raw = read_checkpoint(src)
+    sd = read_state_dict(raw, param_key)
+    arch = raw.get("arch") if isinstance(raw.get("arch"), dict) else infer_config(sd)
+    if to == "team":
+        out_sd = expand_team_bsa(sd)
+        if dst.suffix == ".safetensors":
+            raise CheckpointError("the team's layout is a .pth file (their test_demo.py loads 'params')")
+        atomic_save({"params": out_sd}, dst)
+    elif dst.suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_name(f".{dst.name}.tmp")
+        save_file({k: v.contiguous() for k, v in sd.items()}, str(tmp), metadata={"arch": json.dumps(arch)})
+        tmp.replace(dst)
+    else:
+        atomic_save({"params": sd, "arch": arch}, dst)
+    back = read_state_dict(dst)
+    if back.keys() != sd.keys() or any(not torch.equal(back[k], sd[k]) for k in sd):
+        dst.unlink()
+        raise CheckpointError(f"round trip check failed for {dst}; nothing was written")
+    return arch
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    src, dst = Path(args.input), Path(args.output)
+    if dst.exists() and not args.force:
+        print(f"error: {dst} exists (pass --force to overwrite)", file=sys.stderr)
+        return 2
+    try:
+        arch = convert(src, dst, args.to, args.param_key)
+    except CheckpointError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"wrote {dst} ({args.to} layout): {arch.get('type')} {json.dumps(arch)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
