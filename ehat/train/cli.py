@@ -1,0 +1,56 @@
+"""``python train.py -opt options/train/<name>.yml [--auto_resume] [--launcher pytorch|slurm]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ehat.train.options import load_options
+from ehat.train.schema import OptionsError
+from ehat.train.state import StateError
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description="Train EHAT/HAT from a BasicSR-style YAML option file.",
+        epilog="Multi-GPU: torchrun --nproc_per_node=N train.py -opt <file> --launcher pytorch",
+    )
+    p.add_argument("-opt", "--opt", required=True, help="path to the YAML option file")
+    p.add_argument(
+        "--launcher", choices=("none", "pytorch", "slurm"), default="none", help="distributed launcher"
+    )
+    p.add_argument(
+        "--auto_resume", action="store_true", help="resume from the newest state in the experiment folder"
+    )
+    p.add_argument(
+        "--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS
+    )  # torch.distributed.launch
+    return p.parse_args(argv)
+
+
+def entry(argv: Sequence[str] | None = None) -> None:
+    """:func:`main` then exit with its code (``train.py``; a child process target in tests)."""
+    sys.exit(main(argv))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run training; returns the process exit code (0 done, 1 error, 128+signal when interrupted)."""
+    import ehat  # noqa: F401  (torchvision alias for basicsr, registries)
+    from ehat.checkpoints import CheckpointError
+    from ehat.train import distributed as du
+    from ehat.train.trainer import NonFiniteError, Trainer, TrainingInterrupted
+
+    args = parse_args(argv)
+    try:
+        opt = load_options(args.opt)
+        Trainer(opt, launcher=args.launcher, auto_resume=args.auto_resume).run()
+    except TrainingInterrupted as exc:
+        print(exc, file=sys.stderr)
+        return 128 + exc.signum
+    except (OptionsError, StateError, CheckpointError, NonFiniteError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        du.cleanup()
+    return 0

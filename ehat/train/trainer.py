@@ -1,0 +1,552 @@
+"""The training loop: EMA, AMP (bf16/fp16), clipping, accumulation, exact resume, validation, DDP.
+
+One :class:`Trainer` runs one validated option dict (:func:`ehat.train.options.load_options`).
+Iterations are 1-based like BasicSR's: the scheduler steps at the start of iteration ``it``, the
+optimizer at its end; a state saved "at ``it``" resumes with iteration ``it + 1``.
+
+Outputs (rank 0 only), under ``path.experiments_root`` (default ``./experiments/<name>``)::
+
+    options.yml                  the validated options of the run
+    train_<name>_<time>.log      the console log
+    models/net_g_<it>.pth        params + params_ema + arch (last ``logger.keep_last``), net_g_best.pth,
+                                 net_g_latest.pth (end of training)
+    training_states/<it>.state   everything needed to resume (last ``logger.keep_last``)
+    visualization/<val set>/     SR images when ``val.save_img``
+    tb_logger/                   TensorBoard events when ``logger.use_tb_logger``
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+import re
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+
+from ehat.train import distributed as du
+from ehat.train import state as st
+from ehat.train.data import TrainStream, build_dataset
+from ehat.train.ema import EMA
+from ehat.train.logger import IterTimer, MetricWriter, close_logger, format_line, setup_logger
+from ehat.train.optim import (
+    build_optimizer,
+    build_scheduler,
+    restore_scheduler,
+    scheduler_progress,
+    scheduler_step,
+    step_with_factor,
+    warmup_factor,
+)
+from ehat.train.options import LOSS_KEYS, experiments_root
+from ehat.train.schema import OptionsError
+
+_MODEL_NAME = re.compile(r"^net_g_(\d+)\.pth$")
+_LOSS_NAMES = {"pixel_opt": "l_pix", "perceptual_opt": "l_percep"}
+"""Logged names of the losses (BasicSR's)."""
+
+
+class NonFiniteError(RuntimeError):
+    """A NaN/inf in the inputs, the loss or the gradients with ``train.on_nonfinite: stop``."""
+
+
+class TrainingInterrupted(Exception):
+    """SIGINT/SIGTERM: a resumable state was saved; ``signum`` tells which signal."""
+
+    def __init__(self, signum: int, state_file: Path | None) -> None:
+        self.signum = signum
+        self.state_file = state_file
+        name = signal.Signals(signum).name
+        super().__init__(f"{name} received: training state saved to {state_file}; resume with --auto_resume")
+
+
+def resolve_device(opt: dict) -> torch.device:
+    """CPU for ``num_gpu: 0``; CUDA for ``auto`` (when available) or a positive count."""
+    n = opt["num_gpu"]
+    if n == 0 or (n == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise OptionsError("num_gpu", f"is {n} but CUDA is not available: set num_gpu: 0 to train on the CPU")
+    return torch.device("cuda", 0)
+
+
+class Trainer:
+    """Train ``opt`` (a validated option dict).
+
+    Args:
+        opt: from :func:`ehat.train.options.load_options`.
+        launcher: 'none', 'pytorch' (torchrun) or 'slurm'.
+        auto_resume: continue from the newest state in ``<experiments_root>/training_states``.
+        handle_signals: on SIGINT/SIGTERM save a state and raise :class:`TrainingInterrupted`.
+    """
+
+    def __init__(
+        self, opt: dict, *, launcher: str = "none", auto_resume: bool = False, handle_signals: bool = True
+    ) -> None:
+        self.opt = opt
+        self.launcher = launcher
+        self.auto_resume = auto_resume
+        self.handle_signals = handle_signals
+        self.history: list[dict[str, float]] = []
+        """One entry per iteration run by this process: {'iter', 'l_pix', ..., 'grad_norm'}."""
+        self.val_history: list[dict[str, Any]] = []
+        self._signal: int | None = None
+
+    # ------------------------------------------------------------------------------ setup
+    def _setup_process(self) -> None:
+        opt = self.opt
+        if self.launcher == "none":
+            self.device = resolve_device(opt)
+            if isinstance(opt["num_gpu"], int) and opt["num_gpu"] > 1:
+                self._warn_later = (
+                    f"num_gpu: {opt['num_gpu']} without a launcher trains on one GPU; use "
+                    f"torchrun --nproc_per_node={opt['num_gpu']} train.py -opt ... --launcher pytorch"
+                )
+        else:
+            dp = opt["dist_params"]
+            self.device = du.init_distributed(self.launcher, dp["backend"], dp["port"])
+        self.rank, self.world = du.rank(), du.world_size()
+        self.is_main = self.rank == 0
+        self.root = experiments_root(opt).resolve()
+        self.models_dir = self.root / "models"
+        self.states_dir = self.root / "training_states"
+
+    def _find_resume(self) -> Path | None:
+        explicit = self.opt["path"]["resume_state"]
+        if explicit:
+            return Path(explicit)
+        if self.auto_resume:
+            return st.latest_state(self.states_dir)
+        return None
+
+    def _prepare_folders(self, resume: Path | None) -> None:
+        if not self.is_main:
+            return
+        earlier_run = st.list_states(self.states_dir) or any(self.models_dir.glob("*.pth"))
+        if resume is None and earlier_run and not self.auto_resume:
+            archived = self.root.with_name(f"{self.root.name}_archived_{time.strftime('%Y%m%d_%H%M%S')}")
+            self.root.rename(archived)
+            self._archived = archived
+        for d in (self.root, self.models_dir, self.states_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        st.remove_stale_temporaries(self.states_dir)
+        st.remove_stale_temporaries(self.models_dir)
+        snapshot = yaml.safe_dump(self.opt, sort_keys=False)
+        st.atomic_write(self.root / "options.yml", lambda f: f.write(snapshot.encode()))
+
+    def _seed(self, seed: int) -> None:
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+
+    def _seed_rank(self, seed: int) -> None:
+        """Per-rank RNG streams (dropout, drop-path) once the network is built identically on every rank."""
+        s = seed + self.rank
+        random.seed(s)
+        np.random.seed(s)
+        torch.manual_seed(s)
+
+    def _build_network(self) -> nn.Module:
+        from ehat.archs import build_network
+
+        try:
+            net = build_network(self.opt["network_g"])
+        except (TypeError, ValueError, KeyError) as exc:
+            raise OptionsError("network_g", f"cannot build the network: {exc}") from exc
+        pretrain = self.opt["path"]["pretrain_network_g"]
+        if pretrain:
+            from ehat.checkpoints import load_weights
+
+            report = load_weights(net, pretrain, self.opt["path"]["param_key_g"])
+            self.log.info(f"Loaded {pretrain} ({self.opt['path']['param_key_g']}): {report}")
+        return net
+
+    def _setup(self) -> None:
+        opt, topt = self.opt, self.opt["train"]
+        self._warn_later: str | None = None
+        self._archived: Path | None = None
+        self._setup_process()
+        resume = du.gather_objects(self._find_resume())[0]
+        self._prepare_folders(resume)
+        du.barrier()
+        log_file = self.root / f"train_{opt['name']}_{time.strftime('%Y%m%d_%H%M%S')}.log"
+        self.log = setup_logger(log_file, self.is_main)
+        if self._archived is not None:
+            self.log.info(f"Earlier run without --auto_resume: moved it to {self._archived}")
+        if self._warn_later:
+            self.log.warning(self._warn_later)
+        self.log.info(f"Experiment folder: {self.root} (device {self.device}, world size {self.world})")
+        self.resume_state = st.load_state(resume) if resume is not None else None
+
+        seed = opt["manual_seed"]
+        if self.resume_state is not None:
+            seed = self.resume_state["seed"]
+        elif seed is None:
+            seed = du.gather_objects(random.SystemRandom().randrange(2**31))[0]
+        self.seed = seed
+        self._seed(seed)
+        if topt["deterministic"]:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True, warn_only=False)
+            torch.backends.cudnn.benchmark = False
+            torch.backends.cudnn.deterministic = True
+
+        train_ds = build_dataset(opt["datasets"]["train"])
+        self.stream = TrainStream(train_ds, opt["datasets"]["train"], seed, self.world, self.rank)
+        self.val_sets = {
+            k: build_dataset(v)
+            for k, v in opt["datasets"].items()
+            if k.startswith("val") and opt["val"] is not None
+        }
+        self.log.info(
+            f"Training set: {len(train_ds)} samples, {self.stream.batches_per_epoch} batches of "
+            f"{self.stream.batch_size} per epoch per rank; validation sets: {list(self.val_sets) or 'none'}"
+        )
+
+        self.net = self._build_network().to(self.device)  # same seed on every rank: same initial weights
+        self._seed_rank(seed)
+        if topt["channels_last"]:
+            self.net = self.net.to(memory_format=torch.channels_last)
+        self.ema = EMA(self.net, topt["ema_decay"]) if topt["ema_decay"] > 0 else None
+        self.optimizer = build_optimizer(self.net, topt)
+        self.scheduler = build_scheduler(self.optimizer, topt)
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, None: None}[topt["amp"]]
+        self.scaler = torch.amp.GradScaler(self.device.type) if topt["amp"] == "fp16" else None
+        from basicsr.losses import build_loss
+
+        self.losses = {_LOSS_NAMES[k]: build_loss(topt[k]).to(self.device) for k in LOSS_KEYS if topt.get(k)}
+        self.iter, self.best = 0, None
+        if self.resume_state is not None:
+            self._restore(self.resume_state, resume)
+
+        self.net_train: nn.Module = self.net
+        if self.world > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net_train = nn.parallel.DistributedDataParallel(
+                self.net, device_ids=ids, find_unused_parameters=opt["find_unused_parameters"]
+            )
+        if topt["compile"]:
+            self.net_train = torch.compile(self.net_train)
+        self.writer = MetricWriter(
+            opt, Path(opt["path"]["tb_logger"] or self.root / "tb_logger"), self.is_main
+        )
+
+    def _restore(self, state: dict, path: Path) -> None:
+        self.net.load_state_dict(state["net"], strict=True)
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"] if state.get("ema") is not None else state["net"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        restore_scheduler(self.scheduler, state.get("scheduler"))
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.iter = int(state["iter"])
+        self.stream.seek(int(state["epoch"]), int(state["consumed"]))
+        self.best = state.get("best")
+        rngs = state["rng"]
+        if len(rngs) == self.world:
+            st.restore_rng(rngs[self.rank])
+        else:
+            self.log.warning(
+                f"{path} was written by {len(rngs)} process(es), this run has {self.world}: "
+                "RNG states are re-seeded, so the run is not bit-identical to an uninterrupted one"
+            )
+        self.log.info(f"Resumed from {path} at iteration {self.iter} (epoch {state['epoch']})")
+
+    # ------------------------------------------------------------------------------ saving
+    def _raw_state(self) -> dict:
+        return {
+            "iter": self.iter,
+            "epoch": self.stream.epoch,
+            "consumed": self.stream.consumed,
+            "seed": self.seed,
+            "world_size": self.world,
+            "net": self.net.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": scheduler_progress(self.scheduler),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "best": self.best,
+            "network_g": dict(self.opt["network_g"]),
+        }
+
+    def save(self) -> Path:
+        """Write ``models/net_g_<it>.pth`` then ``training_states/<it>.state`` (atomically), prune old ones."""
+        rngs = du.gather_objects(st.capture_rng())
+        path = st.state_path(self.states_dir, self.iter)
+        if self.is_main:
+            from ehat.checkpoints import save_network
+
+            model_file = self.models_dir / f"net_g_{self.iter}.pth"
+            try:
+                save_network(self.net, model_file, ema_model=self._ema_module())
+            except OSError as exc:
+                raise st.StateError(
+                    f"cannot write {model_file}: {exc}; the previous checkpoints are intact"
+                ) from exc
+            st.atomic_torch_save({**self._raw_state(), "rng": rngs}, path)
+            keep = self.opt["logger"]["keep_last"]
+            st.prune(self.states_dir, keep)
+            st.prune(self.models_dir, keep, _MODEL_NAME)
+            self.log.info(f"Saved training state {path}")
+        du.barrier()
+        return path
+
+    def _ema_module(self) -> nn.Module | None:
+        return self.ema.module if self.ema is not None else None
+
+    # ------------------------------------------------------------------------------ one step
+    def _nonfinite(self, what: str, batch: dict) -> None:
+        """Apply ``train.on_nonfinite``: raise :class:`NonFiniteError`, or log (the step is skipped)."""
+        paths = batch.get("lq_path")
+        where = f" (batch: {list(paths)[:4]})" if paths is not None else ""
+        if self.opt["train"]["on_nonfinite"] == "stop":
+            last = st.latest_state(self.states_dir)
+            raise NonFiniteError(
+                f"iteration {self.iter}: {what}{where}. Training stopped before updating the weights; "
+                f"the last good training state is {last or 'none (nothing saved yet)'}. Lower the learning "
+                "rate, enable train.grad_clip, check the data, or set train.on_nonfinite: skip."
+            )
+        self.log.warning(f"iteration {self.iter}: {what}{where}: step skipped (train.on_nonfinite: skip)")
+
+    def _loss(self, sr: torch.Tensor, gt: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        total = sr.new_zeros(())
+        parts: dict[str, float] = {}
+        for name, fn in self.losses.items():
+            out = fn(sr, gt)
+            if isinstance(out, tuple):  # PerceptualLoss -> (perceptual, style), either may be None
+                for sub, v in zip(("percep", "style"), out):
+                    if v is not None:
+                        total = total + v
+                        parts[f"l_{sub}"] = float(v.detach())
+            else:
+                total = total + out
+                parts[name] = float(out.detach())
+        return total, parts
+
+    def train_step(self) -> dict[str, float] | None:
+        """One optimizer step over ``train.grad_accum_steps`` micro-batches; None when skipped."""
+        topt = self.opt["train"]
+        k = topt["grad_accum_steps"]
+        self.optimizer.zero_grad(set_to_none=True)
+        logged: dict[str, float] = {}
+        for micro in range(k):
+            batch = self.stream.next()
+            lq = batch["lq"].to(self.device, non_blocking=True)
+            gt = batch["gt"].to(self.device, non_blocking=True)
+            if self.opt["train"]["channels_last"]:
+                lq = lq.contiguous(memory_format=torch.channels_last)
+            bad_input = not (torch.isfinite(lq).all() and torch.isfinite(gt).all())
+            if du.any_rank(bad_input, self.device):
+                self.optimizer.zero_grad(set_to_none=True)
+                self._nonfinite("NaN/inf in the input images", batch)
+                return None
+            sync = micro == k - 1 or self.world == 1
+            ctx = contextlib.nullcontext() if sync else self.net_train.no_sync()
+            with ctx:
+                with torch.autocast(
+                    self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None
+                ):
+                    sr = self.net_train(lq)
+                loss, parts = self._loss(sr.float(), gt)
+                if du.any_rank(not bool(torch.isfinite(loss)), self.device):
+                    self.optimizer.zero_grad(set_to_none=True)
+                    self._nonfinite(f"non-finite loss {parts}", batch)
+                    return None
+                scaled = loss / k
+                (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
+            for name, v in parts.items():
+                logged[name] = logged.get(name, 0.0) + v / k
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        max_norm = topt["grad_clip"] if topt["grad_clip"] is not None else math.inf
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+        if self.scaler is None and not math.isfinite(grad_norm):
+            self.optimizer.zero_grad(set_to_none=True)
+            self._nonfinite(f"non-finite gradient norm {grad_norm}", {})
+            return None
+        factor = warmup_factor(self.iter, topt["warmup_iter"])
+        if self.scaler is not None:
+            step_with_factor(self.optimizer, factor, self.scaler.step, self.optimizer)
+            self.scaler.update()
+        else:
+            step_with_factor(self.optimizer, factor, self.optimizer.step)
+        if self.ema is not None:
+            self.ema.update(self.net)
+        logged["grad_norm"] = grad_norm
+        return logged
+
+    def _mean_over_ranks(self, values: dict[str, float]) -> dict[str, float]:
+        """Logged values averaged over ranks (each rank's losses cover its own share of the batch)."""
+        if self.world == 1:
+            return values
+        keys = sorted(values)
+        t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=self.device)
+        mean = du.all_reduce_sum(t) / self.world
+        return {k: float(v) for k, v in zip(keys, mean.tolist())}
+
+    # ------------------------------------------------------------------------------ validation
+    def validate(self) -> dict[str, dict[str, float]]:
+        """Metrics of the EMA network (else the network) on every ``datasets.val*``; updates the best."""
+        from ehat.train.validation import validate
+
+        vopt = self.opt["val"]
+        model = self.net if self.ema is None else self.ema.module
+        results = {}
+        for key, ds in self.val_sets.items():
+            name = self.opt["datasets"][key]["name"]
+            save_dir = self.root / "visualization" / name if vopt["save_img"] and self.is_main else None
+            suffix = f"_{vopt['suffix'] or self.iter}"
+
+            def on_image(i: int, img_name: str, img: np.ndarray, name: str = name) -> None:
+                if self.is_main and i // self.world < vopt["tb_images"]:
+                    self.writer.image(f"val/{name}/{img_name}", img, self.iter)
+
+            metrics = validate(
+                model,
+                ds,
+                scale=self.opt["scale"],
+                device=self.device,
+                tile=vopt["tile"],
+                overlap=vopt["tile_overlap"],
+                extra_metrics=vopt["metrics"],
+                save_dir=save_dir,
+                suffix=suffix,
+                pbar=vopt["pbar"],
+                on_image=on_image,
+                desc=f"val {name}",
+            )
+            results[name] = metrics
+            self.log.info(
+                f"Validation {name} @ iter {self.iter}: "
+                + ", ".join(f"{k}: {v:.4f}" for k, v in metrics.items())
+            )
+            self.writer.scalars(metrics, self.iter, prefix=f"metrics/{name}/")
+        if results:
+            self._update_best(next(iter(results.values())))
+        self.val_history.append({"iter": self.iter, **results})
+        return results
+
+    def _update_best(self, metrics: dict[str, float]) -> None:
+        vopt = self.opt["val"]
+        name = vopt["best_metric"]
+        better = ((vopt["metrics"] or {}).get(name) or {}).get("better", "higher")
+        value = metrics[name]
+        if self.best is not None and not (
+            value > self.best["value"] if better == "higher" else value < self.best["value"]
+        ):
+            return
+        self.best = {"metric": name, "value": value, "iter": self.iter}
+        if self.is_main:
+            from ehat.checkpoints import save_network
+
+            save_network(
+                self.net,
+                self.models_dir / "net_g_best.pth",
+                ema_model=self._ema_module(),
+                extra={"best": dict(self.best)},
+            )
+            self.log.info(
+                f"New best {name} {value:.4f} at iteration {self.iter}: {self.models_dir / 'net_g_best.pth'}"
+            )
+
+    # ------------------------------------------------------------------------------ loop
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self._signal = signum
+
+    @contextlib.contextmanager
+    def _signals(self) -> Any:
+        if not self.handle_signals or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
+
+    def _check_signal(self) -> None:
+        stop = du.any_rank(self._signal is not None, self.device)
+        if stop:
+            signum = self._signal or signal.SIGTERM
+            path = self.save()
+            self.log.info(f"{signal.Signals(signum).name}: saved {path}; exiting")
+            raise TrainingInterrupted(signum, path)
+
+    def run(self) -> dict[str, Any]:
+        """Train to ``train.total_iter``; returns {'iter', 'best', 'history', 'val_history', 'root'}."""
+        deterministic_before = torch.are_deterministic_algorithms_enabled()
+        try:
+            with self._signals():
+                self._setup()
+                self._loop()
+        finally:
+            torch.use_deterministic_algorithms(deterministic_before)
+            if hasattr(self, "writer"):
+                self.writer.close()
+            close_logger()
+        return {
+            "iter": self.iter,
+            "best": self.best,
+            "history": self.history,
+            "val_history": self.val_history,
+            "root": self.root,
+        }
+
+    def _loop(self) -> None:
+        opt, vopt, lopt = self.opt, self.opt["val"], self.opt["logger"]
+        total = opt["train"]["total_iter"]
+        if self.iter >= total:
+            self.log.info(f"Already at iteration {self.iter} >= train.total_iter {total}: nothing to train")
+            return
+        do_val = vopt is not None and bool(self.val_sets)
+        if do_val and vopt["val_at_start"] and self.resume_state is None:
+            self.validate()
+        self.net_train.train()
+        timer = IterTimer()
+        self.log.info(f"Start training from iteration {self.iter + 1} to {total}")
+        while self.iter < total:
+            self._check_signal()
+            self.iter += 1
+            scheduler_step(self.scheduler)
+            logged = self.train_step()
+            timer.tick()
+            if logged is not None:
+                self.history.append({"iter": self.iter, **logged})
+            if self.iter % lopt["print_freq"] == 0 and logged is not None:
+                logged = self._mean_over_ranks(logged)
+                factor = warmup_factor(self.iter, opt["train"]["warmup_iter"])
+                lrs = [g["lr"] * factor for g in self.optimizer.param_groups]
+                self.log.info(
+                    format_line(
+                        opt["name"],
+                        self.stream.epoch,
+                        self.iter,
+                        lrs,
+                        logged,
+                        timer.per_iter,
+                        timer.eta(total - self.iter),
+                    )
+                )
+                self.writer.scalars({**logged, "lr": lrs[0]}, self.iter, prefix="train/")
+            if do_val and vopt["val_freq"] and self.iter % vopt["val_freq"] == 0:
+                self.validate()  # before saving, so the state records the new best
+                timer.reset()
+            if self.iter % lopt["save_checkpoint_freq"] == 0 or self.iter == total:
+                self.save()
+                timer.reset()
+        if self.is_main:
+            from ehat.checkpoints import save_network
+
+            save_network(self.net, self.models_dir / "net_g_latest.pth", ema_model=self._ema_module())
+        self.log.info(f"End of training at iteration {self.iter}: {self.models_dir / 'net_g_latest.pth'}")

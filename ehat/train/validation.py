@@ -1,0 +1,91 @@
+"""Validation during training: full images through the evaluation's tiling helper, metrics averaged
+over all ranks (each rank takes every world_size-th image)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+from tqdm import tqdm
+
+from ehat.train import distributed as du
+
+
+def to_uint8_hwc(t: torch.Tensor) -> np.ndarray:
+    """(1, C, H, W) or (C, H, W) float in [0, 1] -> (H, W, C) uint8 (clamped, rounded)."""
+    t = t.detach().float().squeeze(0).clamp_(0, 1)
+    return (t.permute(1, 2, 0).cpu().numpy() * 255.0).round().astype(np.uint8)
+
+
+def compute_metrics(sr: np.ndarray, hr: np.ndarray, scale: int, extra: dict | None) -> dict[str, float]:
+    """The evaluation's metrics (``psnr`` RGB, ``psnr_y``, ``ssim_y``) plus ``val.metrics`` entries
+    computed by basicsr on BGR images (as BasicSR's SRModel does); a named entry overrides."""
+    from ehat.evaluation.metrics import image_metrics
+
+    out = {k: float(v) for k, v in image_metrics(sr, hr, scale=scale).items()}
+    if extra:
+        from basicsr.metrics import calculate_metric
+
+        data = {"img": np.ascontiguousarray(sr[..., ::-1]), "img2": np.ascontiguousarray(hr[..., ::-1])}
+        for name, spec in extra.items():
+            out[name] = float(calculate_metric(data, {k: v for k, v in spec.items() if k != "better"}))
+    return out
+
+
+@torch.no_grad()
+def validate(
+    model: nn.Module,
+    dataset: Dataset,
+    *,
+    scale: int,
+    device: torch.device,
+    tile: int | None = None,
+    overlap: int = 32,
+    extra_metrics: dict | None = None,
+    save_dir: Path | None = None,
+    suffix: str = "",
+    pbar: bool = True,
+    on_image: Callable[[int, str, np.ndarray], None] | None = None,
+    desc: str = "val",
+) -> dict[str, float]:
+    """Mean metrics of ``model`` (eval mode, fp32) over ``dataset`` items ``{'lq', 'gt', 'lq_path'}``.
+
+    ``lq`` (C, h, w) and ``gt`` (C, h*scale, w*scale) are [0, 1] RGB. ``save_dir``: write each SR
+    image there as ``<name><suffix>.png`` (rank-local shards). ``on_image(index, name, sr_uint8)`` is
+    called on every image (TensorBoard samples). Every rank must call this (collective reduction).
+    """
+    from ehat.evaluation.tiling import forward_tiled
+
+    was_training = model.training
+    model.eval()
+    indices = range(du.rank(), len(dataset), du.world_size())
+    sums: dict[str, float] = {}
+    count = 0
+    for i in tqdm(indices, desc=desc, unit="img", disable=not (pbar and du.is_main()), leave=False):
+        item = dataset[i]
+        lq = item["lq"].unsqueeze(0).to(device)
+        sr = forward_tiled(model, lq, scale, tile=tile, overlap=overlap)
+        sr_u8 = to_uint8_hwc(sr)
+        hr_u8 = to_uint8_hwc(item["gt"])
+        for k, v in compute_metrics(sr_u8, hr_u8, scale, extra_metrics).items():
+            sums[k] = sums.get(k, 0.0) + v
+        count += 1
+        name = Path(str(item.get("lq_path", f"{i:04d}"))).stem
+        if save_dir is not None:
+            from ehat.data.image_io import write_image
+
+            save_dir.mkdir(parents=True, exist_ok=True)
+            write_image(save_dir / f"{name}{suffix}.png", sr_u8)
+        if on_image is not None:
+            on_image(i, name, sr_u8)
+    model.train(was_training)
+    names = sorted(du.gather_objects(sorted(sums))[0])  # rank 0's names (every rank computes the same set)
+    totals = du.all_reduce_sum(
+        torch.tensor([sums.get(k, 0.0) for k in names] + [count], dtype=torch.float64, device=device)
+    )
+    n = max(totals[-1].item(), 1.0)
+    return {k: totals[j].item() / n for j, k in enumerate(names)}

@@ -1,0 +1,149 @@
+"""Helpers shared by the training tests (tiny real-photo data sets, tiny configs), and their checks."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from skimage import data as skdata
+
+import ehat  # noqa: F401  (before basicsr: torchvision alias)
+
+PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera")
+
+
+def bicubic_lr(hr: np.ndarray, scale: int = 4) -> np.ndarray:
+    """MATLAB-style bicubic x1/scale of an HxWx3 uint8 image (basicsr's imresize), rounded to uint8."""
+    from basicsr.utils.matlab_functions import imresize
+
+    lr = imresize(hr.astype(np.float64) / 255.0, 1 / scale)
+    return np.clip(np.round(lr * 255.0), 0, 255).astype(np.uint8)
+
+
+def photo(name: str) -> np.ndarray:
+    img = getattr(skdata, name)()
+    return np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img
+
+
+def write_pairs(root: Path, crops: list[tuple[str, int, int, int, int]], scale: int = 4) -> tuple[Path, Path]:
+    """Write HR crops (photo, top, left, h, w) and their bicubic LR as ``root/HR/<i>.png``, ``root/LR/<i>.png``."""
+    hr_dir, lr_dir = root / "HR", root / "LR"
+    hr_dir.mkdir(parents=True, exist_ok=True)
+    lr_dir.mkdir(parents=True, exist_ok=True)
+    for i, (name, top, left, h, w) in enumerate(crops):
+        hr = np.ascontiguousarray(photo(name)[top : top + h, left : left + w])
+        assert hr.shape[:2] == (h, w), (name, hr.shape)
+        cv2.imwrite(str(hr_dir / f"{i:04d}.png"), hr[..., ::-1])
+        cv2.imwrite(str(lr_dir / f"{i:04d}.png"), bicubic_lr(hr, scale)[..., ::-1])
+    return hr_dir, lr_dir
+
+
+def make_data(root: Path) -> dict[str, tuple[Path, Path]]:
+    """A 4-image training set (64x64 HR crops of real photos) and a 2-image validation set (held-out crops)."""
+    train = write_pairs(
+        root / "train",
+        [
+            ("astronaut", 30, 180, 64, 64),
+            ("coffee", 100, 200, 64, 64),
+            ("chelsea", 60, 150, 64, 64),
+            ("rocket", 150, 100, 64, 64),
+        ],
+    )
+    val = write_pairs(root / "val", [("astronaut", 250, 250, 48, 40), ("coffee", 200, 380, 40, 48)])
+    return {"train": train, "val": val}
+
+
+def tiny_options(root: Path, data: dict[str, tuple[Path, Path]], **changes: object) -> dict:
+    """A valid option dict: basicsr's SRVGGNetCompact (8 features, 2 convs) on the tiny photo set, CPU.
+
+    ``changes`` maps dotted keys to values (``{"train.total_iter": 6}``); a value None deletes the key.
+    """
+    opt = {
+        "name": "tiny",
+        "model_type": "EHATModel",
+        "scale": 4,
+        "num_gpu": 0,
+        "manual_seed": 7,
+        "datasets": {
+            "train": {
+                "name": "photos",
+                "type": "PairedImageDataset",
+                "dataroot_gt": str(data["train"][0]),
+                "dataroot_lq": str(data["train"][1]),
+                "io_backend": {"type": "disk"},
+                "gt_size": 32,
+                "use_hflip": True,
+                "use_rot": True,
+                "use_shuffle": True,
+                "num_worker_per_gpu": 0,
+                "batch_size_per_gpu": 2,
+                "dataset_enlarge_ratio": 2,
+            },
+            "val": {
+                "name": "held_out",
+                "type": "PairedImageDataset",
+                "dataroot_gt": str(data["val"][0]),
+                "dataroot_lq": str(data["val"][1]),
+                "io_backend": {"type": "disk"},
+            },
+        },
+        "network_g": {
+            "type": "SRVGGNetCompact",
+            "num_feat": 8,
+            "num_conv": 2,
+            "upscale": 4,
+            "act_type": "relu",
+        },
+        "path": {"experiments_root": str(root / "exp")},
+        "train": {
+            "ema_decay": 0.9,
+            "optim_g": {"type": "Adam", "lr": 1e-3, "betas": [0.9, 0.99]},
+            "scheduler": {"type": "MultiStepLR", "milestones": [4], "gamma": 0.5},
+            "total_iter": 6,
+            "warmup_iter": 2,
+            "grad_clip": 1.0,
+            "pixel_opt": {"type": "L1Loss", "loss_weight": 1.0, "reduction": "mean"},
+        },
+        "val": {"val_freq": 1000, "pbar": False, "tb_images": 0},
+        "logger": {"print_freq": 1, "save_checkpoint_freq": 1000, "keep_last": 3},
+    }
+    for dotted, value in changes.items():
+        *parents, last = dotted.split(".")
+        node = opt
+        for p in parents:
+            node = node.setdefault(p, {})
+        if value is None:
+            node.pop(last, None)
+        else:
+            node[last] = copy.deepcopy(value)
+    return opt
+
+
+def final_weights(root: Path) -> dict[str, torch.Tensor]:
+    """params of ``models/net_g_latest.pth`` under an experiment root."""
+    return torch.load(root / "models" / "net_g_latest.pth", map_location="cpu", weights_only=True)["params"]
+
+
+def assert_same_tensors(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), (
+            f"{k} differs (max abs diff {(a[k].float() - b[k].float()).abs().max()})"
+        )
+
+
+def test_tiny_data_is_bicubic_downscaled_photos(tmp_path):
+    data = make_data(tmp_path)
+    hr = cv2.imread(str(data["val"][0] / "0000.png"))[..., ::-1]
+    lr = cv2.imread(str(data["val"][1] / "0000.png"))[..., ::-1]
+    assert hr.shape == (48, 40, 3) and lr.shape == (12, 10, 3)
+    np.testing.assert_array_equal(hr, photo("astronaut")[250:298, 250:290])
+    np.testing.assert_array_equal(lr, bicubic_lr(hr))
+
+
+def test_tiny_options_changes_apply_to_dotted_keys(tmp_path):
+    opt = tiny_options(tmp_path, make_data(tmp_path), **{"train.total_iter": 9, "train.scheduler": None})
+    assert opt["train"]["total_iter"] == 9 and "scheduler" not in opt["train"]
