@@ -246,3 +246,27 @@ def test_unknown_network_argument_names_the_key():
         build_network({**TINY_HAT, "windw_size": 8})
     with pytest.raises(KeyError, match="EHTA.*EHAT"):
         build_network({"type": "EHTA"})
+
+
+@pytest.mark.parametrize(("h", "w"), [(8, 8), (8, 24), (32, 16), (40, 48)])
+def test_windows_grouped_by_kind_carry_the_official_shift_mask(h, w):
+    from ehat.archs.hat_arch import (
+        partition_by_kind,
+        reverse_by_kind,
+        shift_kind_masks,
+        shift_window_mask,
+        window_partition,
+    )
+
+    ws, shift = 8, 4
+    x = torch.randn(2, h, w, 3)
+    windows, counts = partition_by_kind(x, ws)
+    assert torch.equal(reverse_by_kind(windows, counts, ws, h, w), x)
+    # Every window, found by content among the official row-major windows, gets the official mask.
+    official_windows = window_partition(x, ws)
+    official_masks = shift_window_mask(h, w, ws, shift).repeat(2, 1, 1)  # (B*nW, N, N), batch-major
+    kinds = torch.repeat_interleave(torch.arange(4), torch.tensor(counts))
+    masks = shift_kind_masks(ws, shift, torch.device("cpu"))
+    for win, kind in zip(windows, kinds):
+        idx = next(i for i, o in enumerate(official_windows) if torch.equal(o, win))
+        assert torch.equal(masks[kind], official_masks[idx])

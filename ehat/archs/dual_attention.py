@@ -45,6 +45,7 @@ class PositionAttention(nn.Module):
         # Zero-padding Q and K to V's width leaves Q K^T unchanged and lets SDPA pick its fused,
         # O(N) memory kernel (which needs equal head widths) instead of an N x N matrix.
         q, k = (F.pad(t, (0, v.shape[-1] - t.shape[-1])) for t in (q, k))
+        v = v.contiguous()  # the fused kernel also needs unit stride along channels
         chunks = [
             F.scaled_dot_product_attention(q[:, s : s + self.query_chunk], k, v, scale=1.0)
             for s in range(0, q.shape[1], self.query_chunk)

@@ -66,12 +66,8 @@ def relative_position_index_oca(ws: int, overlap_ratio: float) -> torch.Tensor:
     return rel[..., 0] * (ws + ows - 1) + rel[..., 1]
 
 
-@lru_cache(maxsize=16)
-def shift_window_mask(h: int, w: int, ws: int, shift: int, device: torch.device) -> torch.Tensor:
-    """Additive mask (nW, ws*ws, ws*ws) for shifted windows: 0 within a region, -100 across.
-
-    A pure function of its arguments (cached per input size and device; never mutated).
-    """
+def shift_window_mask(h: int, w: int, ws: int, shift: int) -> torch.Tensor:
+    """The official additive mask (nW, ws*ws, ws*ws) for shifted windows: 0 within a region, -100 across."""
     region = torch.zeros(1, h, w, 1)
     slices = (slice(0, -ws), slice(-ws, -shift), slice(-shift, None))
     label = 0
@@ -81,8 +77,40 @@ def shift_window_mask(h: int, w: int, ws: int, shift: int, device: torch.device)
             label += 1
     win = window_partition(region, ws).squeeze(-1)  # nW, ws*ws
     diff = win.unsqueeze(1) - win.unsqueeze(2)
-    mask = torch.zeros_like(diff).masked_fill(diff != 0, SHIFT_MASK_VALUE)
-    return mask.to(device)
+    return torch.zeros_like(diff).masked_fill(diff != 0, SHIFT_MASK_VALUE)
+
+
+# After the cyclic shift only four kinds of window exist: interior, last column, last row and the
+# corner. All windows of a kind share one mask, so attention runs kind by kind with a (heads, N, N)
+# mask instead of materializing a (nW, heads, N, N) one in every block.
+
+
+@lru_cache(maxsize=16)
+def shift_kind_masks(ws: int, shift: int, device: torch.device) -> torch.Tensor:
+    """(4, ws*ws, ws*ws) masks of the interior, last-column, last-row and corner windows.
+
+    Independent of the image size; cached per device (a pure function, never mutated).
+    """
+    return shift_window_mask(2 * ws, 2 * ws, ws, shift).to(device)
+
+
+def partition_by_kind(x: torch.Tensor, ws: int) -> tuple[torch.Tensor, list[int]]:
+    """(B, H, W, C) -> windows (B*nW, ws*ws, C) grouped by kind, and the window count of each kind."""
+    b, h, w, c = x.shape
+    hi, wi = h - ws, w - ws
+    parts = (x[:, :hi, :wi], x[:, :hi, wi:], x[:, hi:, :wi], x[:, hi:, wi:])
+    counts = [b * (p.shape[1] // ws) * (p.shape[2] // ws) for p in parts]
+    return torch.cat([window_partition(p, ws) for p, n in zip(parts, counts) if n]), counts
+
+
+def reverse_by_kind(windows: torch.Tensor, counts: list[int], ws: int, h: int, w: int) -> torch.Tensor:
+    """Inverse of :func:`partition_by_kind`: (B*nW, ws*ws, C) -> (B, H, W, C)."""
+    hi, wi = h - ws, w - ws
+    inter, col, row, corner = windows.split(counts)
+    top = [window_reverse(t, ws, hi, ww) for t, ww in ((inter, wi), (col, ws)) if t.numel()]
+    bottom = [window_reverse(t, ws, ws, ww) for t, ww in ((row, wi), (corner, ws)) if t.numel()]
+    rows = [torch.cat(r, dim=2) for r in (top, bottom) if r]
+    return torch.cat(rows, dim=1)
 
 
 # --------------------------------------------------------------------------- attention
@@ -122,23 +150,37 @@ class WindowAttention(nn.Module):
         n = rpi.shape[0]
         return self.relative_position_bias_table[rpi.reshape(-1)].view(n, n, -1).permute(2, 0, 1).contiguous()
 
-    def forward(self, x: torch.Tensor, rpi: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """x: (B*nW, N, C); rpi: (N, N); mask: (nW, N, N) additive or None."""
+    def forward(
+        self,
+        x: torch.Tensor,
+        rpi: torch.Tensor,
+        kind_masks: torch.Tensor | None = None,
+        counts: list[int] | None = None,
+    ) -> torch.Tensor:
+        """x: (B*nW, N, C); rpi: (N, N). For shifted windows ``x`` is grouped by kind (see
+        :func:`partition_by_kind`), ``counts`` windows per kind, with ``kind_masks`` (4, N, N)."""
         bw, n, c = x.shape
         heads = self.num_heads
         qkv = self.qkv(x).view(bw, n, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)  # each (B*nW, heads, N, d)
-        bias = self.relative_bias(rpi).to(q.dtype)
-        if mask is None:
-            attn_mask = bias.unsqueeze(0)  # (1, heads, N, N)
+        bias = self.relative_bias(rpi).to(q.dtype)  # (heads, N, N)
+        dropout = self.attn_drop if self.training else 0.0
+        if kind_masks is None:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout, scale=self.scale)
         else:
-            nw = mask.shape[0]
-            attn_mask = bias.unsqueeze(0) + mask.to(q.dtype).unsqueeze(1)  # (nW, heads, N, N)
-            q, k, v = (t.view(bw // nw, nw, heads, n, -1) for t in (q, k, v))
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask, dropout_p=self.attn_drop if self.training else 0.0, scale=self.scale
-        )
-        out = out.reshape(bw, heads, n, -1).transpose(1, 2).reshape(bw, n, c)
+            outs, start = [], 0
+            for kind, count in enumerate(counts):
+                if count:
+                    sl = slice(start, start + count)
+                    mask = bias + kind_masks[kind].to(q.dtype)
+                    outs.append(
+                        F.scaled_dot_product_attention(
+                            q[sl], k[sl], v[sl], attn_mask=mask, dropout_p=dropout, scale=self.scale
+                        )
+                    )
+                    start += count
+            out = torch.cat(outs) if len(outs) > 1 else outs[0]
+        out = out.transpose(1, 2).reshape(bw, n, c)
         return self.proj_drop(self.proj(out))
 
 
@@ -235,10 +277,11 @@ class HAB(nn.Module):
         x: torch.Tensor,
         x_size: tuple[int, int],
         rpi_sa: torch.Tensor,
-        shift_mask: torch.Tensor | None,
+        shift_masks: torch.Tensor | None,
         weights: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """x: (B, H*W, C); weights: (cab identity, attention shortcut, mlp residual) scalars or None."""
+        """x: (B, H*W, C); shift_masks: (4, N, N) per window kind (see :func:`shift_kind_masks`);
+        weights: (cab identity, attention shortcut, mlp residual) scalars or None."""
         h, w = x_size
         b, _, c = x.shape
         w_cab, w_attn, w_mlp = weights if weights is not None else (None, None, None)
@@ -248,12 +291,11 @@ class HAB(nn.Module):
 
         ws, s = self.window_size, self.shift_size
         if s > 0:
-            x = torch.roll(x, shifts=(-s, -s), dims=(1, 2))
-        attn = window_reverse(
-            self.attn(window_partition(x, ws), rpi_sa, shift_mask if s > 0 else None), ws, h, w
-        )
-        if s > 0:
+            windows, counts = partition_by_kind(torch.roll(x, shifts=(-s, -s), dims=(1, 2)), ws)
+            attn = reverse_by_kind(self.attn(windows, rpi_sa, shift_masks, counts), counts, ws, h, w)
             attn = torch.roll(attn, shifts=(s, s), dims=(1, 2))
+        else:
+            attn = window_reverse(self.attn(window_partition(x, ws), rpi_sa), ws, h, w)
         attn = attn.reshape(b, h * w, c)
 
         if w_attn is not None:
@@ -395,7 +437,7 @@ class AttenBlocks(nn.Module):
         dense = None if w0 is None else w0[0] * x
         for j, blk in enumerate(self.blocks):
             weights = None if w0 is None else (w0[1 + 2 * j], w1[2 * j], w1[2 * j + 1])
-            x = self._run(blk, x, x_size, attn_inputs["rpi_sa"], attn_inputs["shift_mask"], weights)
+            x = self._run(blk, x, x_size, attn_inputs["rpi_sa"], attn_inputs["shift_masks"], weights)
             if dense is not None:
                 dense = dense + w0[2 + 2 * j] * x
         if dense is not None:
@@ -568,14 +610,12 @@ class HAT(nn.Module):
         self.dual_attention_placement: str | None = None
 
     def attention_inputs(self, h: int, w: int, device: torch.device) -> dict[str, torch.Tensor | None]:
-        """Relative-position indices and the shift mask for an (h, w) feature map (multiples of ws)."""
-        shift = (
-            shift_window_mask(h, w, self.window_size, self.shift_size, device) if self.shift_size else None
-        )
+        """Relative-position indices and the per-kind shift masks (h, w: multiples of the window)."""
+        shift = shift_kind_masks(self.window_size, self.shift_size, device) if self.shift_size else None
         return {
             "rpi_sa": self.relative_position_index_SA,
             "rpi_oca": self.relative_position_index_OCA,
-            "shift_mask": shift,
+            "shift_masks": shift,
         }
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
