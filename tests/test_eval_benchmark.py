@@ -1,0 +1,68 @@
+"""test.py: BasicSR-style test options, run through the same evaluation code as test_demo.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from ehat.archs import build_network
+from ehat.archs.rlfn_arch import RLFN
+from ehat.data.image_io import write_image
+from ehat.evaluation.benchmark import OptionsError, load_test_options, main, run_options
+from ehat.evaluation.metrics import image_metrics
+
+OPTIONS = sorted((Path(__file__).resolve().parents[1] / "options" / "test").glob("*.yml"))
+
+
+@pytest.mark.parametrize("path", OPTIONS, ids=[p.name for p in OPTIONS])
+def test_shipped_test_options_are_valid(path):
+    opt = load_test_options(path)
+    if opt["network_g"]["type"] in ("RLFN", "ehat_tiny"):  # the big ones are built in test_archs
+        assert build_network(dict(opt["network_g"])).upscale == opt["scale"]
+
+
+def _options(tmp_path, photo, **extra):
+    hr_dir, lr_dir = tmp_path / "HR", tmp_path / "LR"
+    write_image(hr_dir / "a.png", photo[:48, :52])
+    write_image(lr_dir / "ax4.png", np.ascontiguousarray(photo[:48:4, :52:4]))
+    torch.manual_seed(0)
+    weights = tmp_path / "w.pth"
+    torch.save(RLFN(feature_channels=8, mid_channels=8, num_blocks=1).state_dict(), weights)
+    opt = {
+        "name": "t",
+        "scale": 4,
+        "num_gpu": 0,
+        "datasets": {"test_1": {"name": "Tiny", "dataroot_gt": str(hr_dir), "dataroot_lq": str(lr_dir)}},
+        "network_g": {"type": "RLFN", "feature_channels": 8, "mid_channels": 8, "num_blocks": 1},
+        "path": {"pretrain_network_g": str(weights)},
+        "val": {
+            "save_img": True,
+            "metrics": {"psnr": {"type": "calculate_psnr", "crop_border": 4, "test_y_channel": True}},
+        },  # fmt: skip
+        **extra,
+    }
+    path = tmp_path / "opt.yml"
+    path.write_text(yaml.safe_dump(opt))
+    return path
+
+
+def test_test_py_reports_the_same_psnr_y_as_the_metrics_module(tmp_path, photo):
+    from ehat.data.image_io import read_image_uint8
+
+    opt = load_test_options(_options(tmp_path, photo))
+    summary = run_options(opt, tmp_path / "results")
+    sr = read_image_uint8(tmp_path / "results" / "t" / "Tiny" / "a.png")
+    assert summary["Tiny"]["psnr"] == pytest.approx(image_metrics(sr, photo[:48, :52])["psnr_y"])
+    assert (tmp_path / "results" / "t" / "Tiny.csv").is_file()
+    assert (tmp_path / "results" / "t" / "test_t.log").is_file()
+
+
+def test_unknown_option_is_named_with_a_suggestion(tmp_path, photo):
+    path = _options(tmp_path, photo, tlie={"tile_size": 8})
+    with pytest.raises(OptionsError, match="tlie: unknown option. Did you mean 'tile'"):
+        load_test_options(path)
+    assert main(["-opt", str(path)]) == 2
