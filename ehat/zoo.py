@@ -98,6 +98,17 @@ ZOO: Mapping[int, ModelSpec] = MappingProxyType(
             "RLFN x4 paper model (rlfn_x4.pth, 52 channels, 6 blocks), [0, 255]",
             MappingProxyType(_RLFN_PAPER),
         ),
+        102: ModelSpec(
+            102,
+            "102_EHAT_tiny_demo",
+            "ehat_tiny",
+            "model_zoo/ehat_tiny_demo_x4.pth",
+            None,
+            "da8baaa0b118b02fc4ec4ed83996a27f520c9f456d8fe58898a7f2425218c79c",
+            1.0,
+            "EHAT-tiny quick-start model shipped in model_zoo/ (trained offline on scikit-image photos by "
+            "options/train/train_EHAT-tiny_SRx4_CPU_quickstart.yml), [0, 1]",
+        ),
     }
 )
 
@@ -182,12 +193,16 @@ def build_model(spec: ModelSpec, weights: str | os.PathLike | None) -> nn.Module
     """
     from ehat.archs import create_model
     from ehat.archs.rlfn_arch import RLFN
-    from ehat.checkpoints import CheckpointError, load_weights
+    from ehat.checkpoints import CheckpointError, load_weights, read_state_dict
 
     model = RLFN(**spec.arch_kwargs) if spec.arch == "RLFN" else create_model(spec.arch, **spec.arch_kwargs)
     if weights is not None:
         try:
-            load_weights(model, weights)
+            state = read_state_dict(weights)
+        except CheckpointError as e:  # unreadable, empty, corrupt or code-carrying: not a mismatch
+            raise ZooError(f"cannot use {weights}: {e}") from e
+        try:
+            load_weights(model, state)
         except CheckpointError as e:
             raise ZooError(
                 f"{weights} does not match --model_id {spec.model_id} ({spec.name}, network {spec.arch}): {e}. "

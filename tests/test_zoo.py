@@ -83,3 +83,11 @@ def test_checkpoint_for_another_model_id_is_a_clear_error(tmp_path):
     with pytest.raises(ZooError, match=r"(?s)paper.pth does not match --model_id 0 .*block_1.c1_r.weight"):
         build_model(ZOO[0], path)
     assert build_model(ZOO[101], path).training is False
+
+
+def test_unreadable_checkpoint_is_not_called_a_mismatch(tmp_path):
+    empty = tmp_path / "empty.pth"
+    empty.write_bytes(b"")
+    with pytest.raises(ZooError, match=r"cannot use .*empty.pth: .*empty \(0 bytes\)") as info:
+        build_model(ZOO[0], empty)
+    assert "does not match" not in str(info.value)

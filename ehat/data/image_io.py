@@ -137,6 +137,8 @@ def read_image_size(path: PathLike) -> tuple[int, int]:
         raise ImageReadError(f"image file does not exist: {p}", p) from None
     except (UnidentifiedImageError, OSError) as e:
         raise ImageReadError(f"cannot read the image header of {p}: {e}", p) from None
+    except Exception as e:  # noqa: BLE001  (Pillow's parsers raise ValueError, SyntaxError, struct.error...)
+        raise ImageReadError(f"cannot read the image header of {p}: corrupt file ({e})", p) from None
     return h, w
 
 

@@ -38,6 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run training; returns the process exit code (0 done, 1 error, 128+signal when interrupted)."""
     import ehat  # noqa: F401  (torchvision alias for basicsr, registries)
     from ehat.checkpoints import CheckpointError
+    from ehat.data.image_io import ImageReadError
+    from ehat.data.pairing import DatasetError
     from ehat.train import distributed as du
     from ehat.train.trainer import NonFiniteError, Trainer, TrainingInterrupted
 
@@ -48,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TrainingInterrupted as exc:
         print(exc, file=sys.stderr)
         return 128 + exc.signum
-    except (OptionsError, StateError, CheckpointError, NonFiniteError) as exc:
+    except (OptionsError, StateError, CheckpointError, NonFiniteError, DatasetError, ImageReadError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:

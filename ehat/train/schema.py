@@ -237,6 +237,9 @@ DATASET_TRAIN = {
     "num_prefetch_queue": Field(as_int, 1, minimum=1),
     "pin_memory": Field(as_bool, False),
     "persistent_workers": Field(as_bool, False),
+    "check_images": Field(
+        as_str, "header", choices=("header", "decode", "none"), doc="check every image before the first step"
+    ),
 }
 
 _int_or_list = Field(

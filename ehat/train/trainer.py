@@ -48,6 +48,7 @@ from ehat.train.optim import (
     warmup_factor,
 )
 from ehat.train.options import LOSS_KEYS, experiments_root
+from ehat.train.preflight import check_training_images
 from ehat.train.schema import OptionsError
 
 _MODEL_NAME = re.compile(r"^net_g_(\d+)\.pth$")
@@ -201,6 +202,7 @@ class Trainer:
             torch.backends.cudnn.deterministic = True
 
         train_ds = build_dataset(opt["datasets"]["train"])
+        check_training_images(train_ds, opt["datasets"]["train"], opt["scale"], self.log)
         self.stream = TrainStream(train_ds, opt["datasets"]["train"], seed, self.world, self.rank)
         self.val_sets = {
             k: build_dataset(v)
