@@ -10,14 +10,26 @@ what was measured on which device.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ehat.evaluation.memory import MemoryMeasureError
+from ehat.evaluation.memory_model import (
+    GIB,
+    MIB,
+    AutoTiler,
+    cached_memory_fit,
+    parse_budget,
+    resolve_budget,
+    window_multiple,
+)
 from ehat.evaluation.protocol import (
     EvalError,
     EvalOptions,
@@ -27,6 +39,7 @@ from ehat.evaluation.protocol import (
     list_set,
     load_results_json,
     log_set_summary,
+    make_forward,
     set_summary,
     write_json_atomic,
     write_results_txt,
@@ -54,7 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--ssim", action="store_true", help="also compute RGB SSIM (the challenge's --ssim)")
     g = p.add_argument_group("inference")
     g.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
-    g.add_argument("--tile", type=int, default=None, help="tile side in LR pixels (default: whole image)")
+    g.add_argument("--tile", type=tile_arg, default=None,
+                   help="N: tiles of N LR pixels; auto: the largest tile whose predicted peak memory fits "
+                        "--mem_budget (the whole image when it fits); none (default, the challenge's protocol): whole "
+                        "images; on CUDA out-of-memory errors are caught and retried with tiles")  # fmt: skip
+    g.add_argument("--mem_budget", type=budget_arg, default=None, metavar="auto|GiB",
+                   help="memory the inference may add for --tile auto: GiB, or auto (default) = 70%% of the "
+                        "available memory (CPU MemAvailable, CUDA free)")  # fmt: skip
     g.add_argument("--tile_overlap", type=int, default=32, help="tile overlap in LR pixels, blended")
     g.add_argument("--self_ensemble", action="store_true", help="average the 8 flips/rotations (x8 cost)")
     prec = g.add_mutually_exclusive_group()
@@ -81,6 +100,62 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--hr_dir", default=None, help="HR folder for --lr_dir (optional: without it, no metrics)")
     return p
+
+
+def tile_arg(value: str) -> int | str:
+    """``--tile``: a positive int, 'auto' or 'none'."""
+    v = value.strip().lower()
+    if v in ("auto", "none"):
+        return v
+    try:
+        n = int(v)
+    except ValueError:
+        n = 0
+    if n <= 0:
+        raise argparse.ArgumentTypeError(
+            f"--tile must be a positive number of LR pixels, auto or none; got {value!r}"
+        )
+    return n
+
+
+def budget_arg(value: str) -> float | None:
+    """``--mem_budget``: GiB > 0, or None for 'auto'."""
+    try:
+        return parse_budget(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
+
+
+def auto_tiler(
+    model: torch.nn.Module, opts: EvalOptions, budget_gib: float | None, cache_file: Path, log: Any
+) -> Any:
+    """The ``EvalOptions.tile_chooser`` of ``--tile auto``: a fitted memory model and a budget.
+
+    Probes the model on three small inputs (once per model, device and precision; cached in
+    ``cache_file``) and logs the fit and the budget. None where memory cannot be measured.
+    """
+    plain = dataclasses.replace(opts, self_ensemble=False, tile_chooser=None)
+    start = time.perf_counter()
+    try:
+        fit, cached = cached_memory_fit(model, make_forward(model, plain, None), opts.device, cache_file,
+                                        opts.precision)  # fmt: skip
+        budget, how = resolve_budget(budget_gib, opts.device)
+    except MemoryMeasureError as e:
+        log.warning("--tile auto: %s; running whole images", e)
+        return None
+    except RuntimeError as e:  # a probe failed (e.g. out of memory on a crowded GPU)
+        log.warning(
+            "--tile auto: the memory probes failed (%s: %s); running whole images", type(e).__name__, e
+        )
+        return None
+    log.info("memory model (%s, %s): %.0f MiB + %.1f KiB per LR pixel%s; budget %s", fit.kind,
+             "cached" if cached else f"probed {len(fit.probes)} sizes in {time.perf_counter() - start:.1f} s",
+             fit.base / MIB, fit.per_pixel / 1024,
+             f" + {fit.per_pixel_sq:.3g} B per pixel^2" if fit.per_pixel_sq else "", how)  # fmt: skip
+    if budget < 0.05 * GIB:
+        log.warning("the memory budget is only %.0f MiB", budget / MIB)
+    return AutoTiler(fit, budget, opts.tile_overlap, window_multiple(model), opts.scale,
+                     extra_per_hr_pixel=8 * 3 if opts.self_ensemble else 0.0)  # fmt: skip
 
 
 def resolve_device(choice: str) -> torch.device:
@@ -134,7 +209,7 @@ def run(args: argparse.Namespace, log: Any) -> int:
     opts = EvalOptions(
         device=device,
         data_range=data_range,
-        tile=args.tile,
+        tile=args.tile if isinstance(args.tile, int) else None,
         tile_overlap=args.tile_overlap,
         self_ensemble=args.self_ensemble,
         precision=precision,
@@ -144,6 +219,12 @@ def run(args: argparse.Namespace, log: Any) -> int:
         save_crops=args.save_crops,
         ssim=args.ssim,
     )
+    tile_mode = args.tile if args.tile is not None else "none"
+    if tile_mode == "auto":
+        cache = Path(args.save_dir) / "memory_model_cache.json"
+        opts.tile_chooser = auto_tiler(model, opts, args.mem_budget, cache, log)
+    elif args.mem_budget is not None:
+        log.warning("--mem_budget is used by --tile auto only; --tile is %s", tile_mode)
     json_path = Path(args.results_dir) / "results.json"
     results = load_results_json(json_path, log)
     entry: dict[str, Any] = {}
@@ -167,7 +248,7 @@ def run(args: argparse.Namespace, log: Any) -> int:
     entry.update(
         device=str(device) if device.type == "cpu" else f"cuda ({torch.cuda.get_device_name(device)})",
         precision=precision,
-        tile=args.tile,
+        tile=tile_mode,
         self_ensemble=args.self_ensemble,
         data_range=data_range,
         weights=str(weights),
@@ -208,8 +289,13 @@ def run(args: argparse.Namespace, log: Any) -> int:
             complexity_method=cx.method,
         )
     results[name] = entry
-    write_json_atomic(json_path, results)
-    table = write_results_txt(Path(args.results_dir) / "results.txt", results, args.include_test)
+    try:
+        write_json_atomic(json_path, results)
+        table = write_results_txt(Path(args.results_dir) / "results.txt", results, args.include_test)
+    except OSError as e:
+        log.error("cannot write the results to %s (%s); the previous results.json and results.txt are intact: "
+                  "free some space or pass another --results_dir", Path(args.results_dir).resolve(), e)  # fmt: skip
+        return 1
     log.info("results.json and results.txt written to %s\n%s", Path(args.results_dir).resolve(), table)
     return status
 

@@ -14,7 +14,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,8 @@ class EvalOptions:
     scale: int = 4
     tile: int | None = None
     tile_overlap: int = 32
+    # (LR h, LR w) -> (tile or None, a log line); overrides ``tile`` (``--tile auto``, memory_model.py)
+    tile_chooser: Callable[[int, int], tuple[int | None, str]] | None = None
     self_ensemble: bool = False
     precision: str = "fp32"
     warmup: int = 0
@@ -199,19 +201,47 @@ def _is_oom(e: BaseException) -> bool:
     return isinstance(e, oom)
 
 
+def check_finite(x: torch.Tensor, name: str, what: str, advice: str) -> None:
+    """Raise ``ValueError`` naming image ``name`` when tensor ``x`` holds NaN or inf values."""
+    finite = torch.isfinite(x)
+    if not bool(finite.all()):
+        n = int(finite.numel() - finite.sum())
+        raise ValueError(f"{name}: the {what} holds {n} NaN/inf value(s); {advice}")
+
+
+def metrics_size_problem(hr_shape: Sequence[int], scale: int) -> str | None:
+    """Why an HR of ``hr_shape`` (H, W, ...) is too small to score (the border crop plus SSIM's 11x11
+    window need ``2*scale + 11`` pixels a side after modcrop), or None."""
+    need = 2 * scale + 11
+    h, w = (hr_shape[0] // scale) * scale, (hr_shape[1] // scale) * scale
+    if min(h, w) < need:
+        return (
+            f"the HR ({hr_shape[1]}x{hr_shape[0]}) is too small to score: PSNR/SSIM crop {scale} pixels a side "
+            f"and SSIM needs an 11x11 window, so at least {need}x{need} pixels (LR {-(-need // scale)} a side)"
+        )
+    return None
+
+
 def infer(
     model: nn.Module, x: torch.Tensor, opts: EvalOptions, log: logging.Logger, name: str
 ) -> tuple[Any, int | None]:
     """Timed inference of one image; on CUDA OOM retry with smaller tiles and say so.
 
-    Returns ((output, Timing), tile actually used).
+    Returns ((output, Timing), tile actually used). Raises ``ValueError`` naming the image when the
+    input or the output holds NaN/inf.
     """
+    check_finite(x, name, "input", "the image must hold finite values: re-create it")
     tile = opts.tile
+    if opts.tile_chooser is not None:
+        tile, why = opts.tile_chooser(x.shape[-2], x.shape[-1])
+        log.info("%s: %s", name, why)
     candidates = [t for t in OOM_TILES if tile is None or t < tile]
     while True:
         fwd = make_forward(model, opts, tile)
         try:
-            return timed(lambda f=fwd: f(x), opts.device, opts.warmup, opts.repeat), tile
+            out = timed(lambda f=fwd: f(x), opts.device, opts.warmup, opts.repeat)
+            check_finite(out[0], name, "model output", "check the weights and --data_range, or drop --fp16")
+            return out, tile
         except RuntimeError as e:
             if not _is_oom(e) or not candidates:
                 raise
@@ -272,6 +302,9 @@ def evaluate_set(
         else:
             try:
                 hr = read_image_uint8(item.hr_path)
+                too_small = metrics_size_problem(hr.shape, opts.scale)
+                if too_small:
+                    raise ValueError(f"{item.hr_path}: {too_small}")
                 row_metrics = image_metrics(sr, hr, opts.scale, ssim=opts.ssim)
                 row.psnr, row.psnr_y, row.ssim_y = (
                     row_metrics["psnr"],
@@ -280,8 +313,9 @@ def evaluate_set(
                 )
                 row.ssim = row_metrics.get("ssim")
             except (ImageReadError, ValueError) as e:
-                row.note = f"metrics skipped: {e}"
-                log.error("%s: metrics skipped, %s", item.name, e)
+                msg = str(e) if item.hr_path in str(e) else f"{e} (HR {item.hr_path}, LR {item.lr_path})"
+                row.note = f"metrics skipped: {msg}"
+                log.error("%s: metrics skipped, %s", item.name, msg)
                 hr = None
         if opts.save_images:
             write_image(save_dir / f"{item.name}.png", sr)
@@ -403,13 +437,11 @@ def _json_safe(value: Any) -> Any:
 
 
 def write_json_atomic(path: str | os.PathLike, data: dict[str, Any]) -> None:
-    """Write ``data`` as JSON through a temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(_json_safe(data), f, indent=1)
-    os.replace(tmp, path)
+    """Write ``data`` as JSON through a temporary file and a rename: a failing write (full disk) raises
+    ``OSError`` and leaves the previous file intact."""
+    from ehat.data.image_io import write_bytes_atomic
+
+    write_bytes_atomic(path, json.dumps(_json_safe(data), indent=1).encode("utf-8"))
 
 
 def _cell(entry: dict[str, Any], key: str, spec: str) -> str:
@@ -471,11 +503,11 @@ def measurement_notes(results: dict[str, Any]) -> str:
 
 
 def write_results_txt(path: str | os.PathLike, results: dict[str, Any], include_test: bool) -> str:
-    """Write the table (and the measurement notes) to ``path``; return the table."""
+    """Write the table (and the measurement notes) to ``path`` atomically; return the table."""
+    from ehat.data.image_io import write_bytes_atomic
+
     table = results_table(results, include_test)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(table + measurement_notes(results))
+    write_bytes_atomic(path, (table + measurement_notes(results)).encode("utf-8"))
     return table
 
 
