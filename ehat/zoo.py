@@ -104,7 +104,7 @@ ZOO: Mapping[int, ModelSpec] = MappingProxyType(
             "ehat_tiny",
             "model_zoo/ehat_tiny_demo_x4.pth",
             None,
-            "da8baaa0b118b02fc4ec4ed83996a27f520c9f456d8fe58898a7f2425218c79c",
+            "d77e763f49e702665a6b13354f48fd9dea222889a83987df69a5162dcc0ee2f2",
             1.0,
             "EHAT-tiny quick-start model shipped in model_zoo/ (trained offline on scikit-image photos by "
             "options/train/train_EHAT-tiny_SRx4_CPU_quickstart.yml), [0, 1]",
