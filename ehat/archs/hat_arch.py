@@ -163,7 +163,9 @@ class WindowAttention(nn.Module):
         heads = self.num_heads
         qkv = self.qkv(x).view(bw, n, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)  # each (B*nW, heads, N, d)
-        bias = self.relative_bias(rpi).to(q.dtype)  # (heads, N, N)
+        # A 4-D (1, heads, N, N) mask keeps SDPA on its fused CPU kernel; a 3-D one falls back to the
+        # unfused math path (4x slower for these shapes).
+        bias = self.relative_bias(rpi).to(q.dtype).unsqueeze(0)  # (1, heads, N, N)
         dropout = self.attn_drop if self.training else 0.0
         if kind_masks is None:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout, scale=self.scale)
@@ -352,21 +354,20 @@ class OCAB(nn.Module):
         shortcut = x
         qkv = self.qkv(self.norm1(x)).view(b, h, w, 3, c)
         q = window_partition(qkv[..., 0, :], ws)  # (B*nW, ws*ws, C)
-        kv = qkv[..., 1:, :].reshape(b, h, w, 2 * c).permute(0, 3, 1, 2)  # (B, 2C, H, W)
-        kv = self.unfold(kv)  # (B, 2C*ows*ows, nW), channel-major
-        nw = kv.shape[-1]
-        kv = (
-            kv.view(b, 2, heads, d, ows * ows, nw)
-            .permute(1, 0, 5, 2, 4, 3)
-            .reshape(2, b * nw, heads, ows * ows, d)
-        )
-        k, v = kv.unbind(0)
+        # Overlapping ows x ows key/value windows, zero-padded at the borders (what nn.Unfold with
+        # padding (ows - ws) / 2 gives), gathered channels-last in one copy so SDPA gets unit-stride heads.
+        pad = (ows - ws) // 2
+        kv = F.pad(qkv[..., 1:, :].reshape(b, h, w, 2 * c), (0, 0, pad, pad, pad, pad))
+        kv = kv.unfold(1, ows, ws).unfold(2, ows, ws)  # (B, H/ws, W/ws, 2C, ows, ows)
+        nw = kv.shape[1] * kv.shape[2]
+        kv = kv.permute(0, 1, 2, 4, 5, 3).reshape(b * nw, ows * ows, 2, heads, d).permute(2, 0, 3, 1, 4)
+        k, v = kv.unbind(0)  # each (B*nW, heads, ows*ows, d)
         q = q.view(b * nw, ws * ws, heads, d).transpose(1, 2)
         n_q, n_k = ws * ws, ows * ows
-        bias = self.relative_position_bias_table[rpi_oca.reshape(-1)].view(n_q, n_k, -1).permute(2, 0, 1)
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=bias.unsqueeze(0).to(q.dtype), scale=self.scale
-        )
+        table = self.relative_position_bias_table
+        # Contiguous (1, heads, Nq, Nk): a permuted view would send SDPA down its unfused math path.
+        bias = table[rpi_oca.reshape(-1)].view(n_q, n_k, -1).permute(2, 0, 1).contiguous().unsqueeze(0)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), scale=self.scale)
         out = window_reverse(out.transpose(1, 2).reshape(b * nw, n_q, c), ws, h, w).reshape(b, h * w, c)
         x = self.proj(out) + shortcut
         return x + self.mlp(self.norm2(x))
