@@ -283,3 +283,13 @@ def test_null_options_mean_defaults(tmp_path, photo):
         )
     )
     assert len(ds) == 1 and ds.bad_image == "error"
+
+
+def test_lr_on_the_fly_works_with_flips_and_rotations(tmp_path, photo):
+    """OpenCV's flips reject strided crops: the on-the-fly LR path must hand out contiguous arrays."""
+    write_image(tmp_path / "HR" / "0001.png", np.ascontiguousarray(photo[:130, :150]))
+    ds = MultiRootPairedDataset(_opt(str(tmp_path / "HR"), None, gt_size=48, use_hflip=True, use_rot=True))
+    random.seed(0)
+    for _ in range(16):
+        s = ds[0]
+        assert s["gt"].shape == (3, 48, 48) and s["lq"].shape == (3, 12, 12)

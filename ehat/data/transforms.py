@@ -92,7 +92,8 @@ def random_crop_with_bicubic_lr(
     lq_region = bicubic_downsample(gt[r0:r1, c0:c1], scale)
     lt, ll = (top - r0) // scale, (left - c0) // scale
     lq = lq_region[lt : lt + lq_size, ll : ll + lq_size]
-    return gt[top : top + gt_size, left : left + gt_size], lq
+    # Contiguous copies: OpenCV (flips, colour conversion) rejects strided views.
+    return np.ascontiguousarray(gt[top : top + gt_size, left : left + gt_size]), np.ascontiguousarray(lq)
 
 
 def to_tensor(img: np.ndarray, bgr: bool = False) -> torch.Tensor:
