@@ -61,7 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--model_path", default=None, help="weights file (default: the model zoo's file, downloaded)"
     )
     g.add_argument(
-        "--model_id", type=int, default=35, help="model zoo id: 35 EHAT-L, 0 RLFN baseline, 100 HAT-L"
+        "--model_id",
+        type=int,
+        default=35,
+        help="model zoo id: 35 EHAT-L, 0 RLFN baseline, 100 HAT-L, 101 RLFN paper model, 102 EHAT-tiny demo (ships)",
     )
     g.add_argument("--include_test", action="store_true", help="also evaluate DIV2K_LSDIR_test_*")
     g.add_argument("--ssim", action="store_true", help="also compute RGB SSIM (the challenge's --ssim)")
