@@ -157,7 +157,8 @@ def _spawn(spec: dict[str, Any]) -> dict[str, Any]:
     cmd = [sys.executable, __file__, WORKER_FLAG, json.dumps(spec)]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if out.returncode != 0:
-        raise RuntimeError(f"worker {spec['impl']}/{spec['malloc']} failed:\n{out.stderr[-3000:]}")
+        reason = f"exit status {out.returncode}" + (" (killed: out of memory?)" if out.returncode < 0 else "")
+        raise RuntimeError(f"worker {spec['impl']}/{spec['malloc']} failed, {reason}:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -199,11 +200,15 @@ def main(argv: list[str] | None = None) -> int:
             base = dict(mode=mode, model=model, size=size, device=args.device, amp=args.amp, runs=args.runs)
             base.update(warmup=args.warmup, batch=args.batch)
             results = {}
-            for impl, malloc in [("reference", refs[0]), ("ours", "tuned")] + [
-                ("reference", r) for r in refs[1:]
-            ]:
-                spec = dict(base, impl=impl, malloc=malloc, out=f"{tmp}/{impl}_{malloc}.pt")
-                results[f"{impl}_{malloc}"] = _spawn(spec)
+            order = [("reference", refs[0]), ("ours", "tuned")] + [("reference", r) for r in refs[1:]]
+            try:
+                for impl, malloc in order:
+                    spec = dict(base, impl=impl, malloc=malloc, out=f"{tmp}/{impl}_{malloc}.pt")
+                    results[f"{impl}_{malloc}"] = _spawn(spec)
+            except RuntimeError as err:  # e.g. killed for memory: report it, go on with the next row
+                rows.append(dict(mode=mode, model=model, size=size, error=str(err)[-500:]))
+                print(f"{mode:5s} {model:6s} {size:4d}  FAILED: {str(err).splitlines()[0]}", flush=True)
+                continue
             row: dict[str, Any] = dict(
                 mode=mode, model=model, size=size, **{k: v for k, v in results.items()}
             )

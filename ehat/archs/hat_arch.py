@@ -310,8 +310,8 @@ class HAB(nn.Module):
 class OCAB(nn.Module):
     """Overlapping cross-attention: queries from ws x ws windows, keys/values from ows x ows windows.
 
-    ows = ws + int(overlap_ratio * ws); keys/values come from a zero-padded unfold (as the official
-    code). Tokens (B, H*W, C) -> same.
+    ows = ws + int(overlap_ratio * ws); keys/values come from zero-padded overlapping windows (as the
+    official code's ``nn.Unfold``). Tokens (B, H*W, C) -> same.
     """
 
     def __init__(
@@ -332,11 +332,6 @@ class OCAB(nn.Module):
         self.overlap_win_size = int(window_size * overlap_ratio) + window_size
         self.norm1 = nn.LayerNorm(dim)
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
-        self.unfold = nn.Unfold(
-            kernel_size=self.overlap_win_size,
-            stride=window_size,
-            padding=(self.overlap_win_size - window_size) // 2,
-        )
         self.relative_position_bias_table = nn.Parameter(
             torch.zeros((window_size + self.overlap_win_size - 1) ** 2, num_heads)
         )
