@@ -1,6 +1,6 @@
 """BasicSR-style evaluation: ``python test.py -opt options/test/test_EHAT-L_SRx4.yml``.
 
-Shares its code with ``test_demo.py`` (ehat/evaluation); see docs/evaluation.md.
+Shares its code with ``test_demo.py`` (ehat/evaluation); see the README's Evaluation section.
 """
 
 import sys

@@ -2,7 +2,7 @@
 
     python test_demo.py --data_dir ../ --save_dir ../results --model_id 35
 
-See ``python test_demo.py --help`` and docs/evaluation.md.
+See ``python test_demo.py --help`` and the README's Evaluation section.
 """
 
 import sys
