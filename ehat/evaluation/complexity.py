@@ -37,6 +37,8 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
+from ehat.data.image_io import write_bytes_atomic
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_INPUT = (1, 3, 256, 256)
@@ -336,9 +338,5 @@ def cached_complexity(
     result = measure_complexity(model, input_shape, method)
     if cache_file is not None:
         cache[key] = asdict(result)
-        os.makedirs(os.path.dirname(os.path.abspath(cache_file)), exist_ok=True)
-        tmp = f"{cache_file}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(cache, f, indent=1)
-        os.replace(tmp, cache_file)
+        write_bytes_atomic(cache_file, json.dumps(cache, indent=1).encode("utf-8"))
     return result, False

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ehat.data.image_io import write_bytes_atomic
 from ehat.evaluation.memory import available_bytes, measure_peak_growth
 
 GIB = 1024**3
@@ -188,11 +189,7 @@ def cached_memory_fit(
     fit = fit_memory_model(forward, device, window_multiple(model), channels, sizes)
     if cache_file is not None:
         cache[key] = asdict(fit)
-        os.makedirs(os.path.dirname(os.path.abspath(cache_file)), exist_ok=True)
-        tmp = f"{cache_file}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(cache, f, indent=1)
-        os.replace(tmp, cache_file)
+        write_bytes_atomic(cache_file, json.dumps(cache, indent=1).encode("utf-8"))
     return fit, False
 
 
