@@ -40,7 +40,9 @@ def test_measured_peak_growth_sees_a_known_allocation():
         del a, b
 
     grown = measure_peak_growth(allocate, CPU)
-    assert 512 * MIB <= grown < 512 * MIB + 48 * MIB
+    # RSS growth counts pages newly made resident: a few pages of the 512 MiB can come from heap
+    # memory the process already had resident (seen: 64 KiB short), so allow 1 MiB below.
+    assert 511 * MIB <= grown < 512 * MIB + 48 * MIB
 
 
 @needs_rss
@@ -270,9 +272,16 @@ def test_demo_tile_auto_uses_the_memory_model_and_the_budget(tmp_path, photo):
 
 
 @needs_rss
-def test_demo_default_on_cpu_probes_and_keeps_whole_images_that_fit(tmp_path, photo):
+def test_demo_default_is_the_challenge_protocol_without_probes(tmp_path, photo):
     _demo_set(tmp_path / "data", photo, (128, 144))
-    status, log, r = _demo(tmp_path, "--mem_budget", "2")
+    status, log, r = _demo(tmp_path)
+    assert status == 0 and r["tile"] == "none" and len(r["valid_psnr"]) == 1
+    assert "memory model" not in log and not (tmp_path / "out" / "memory_model_cache.json").exists()
+
+
+def test_demo_tile_auto_probes_and_keeps_whole_images_that_fit(tmp_path, photo):
+    _demo_set(tmp_path / "data", photo, (128, 144))
+    status, log, r = _demo(tmp_path, "--tile", "auto", "--mem_budget", "2")
     assert status == 0 and r["tile"] == "auto" and len(r["valid_psnr"]) == 1
     assert "memory model (CPU peak RSS growth, probed 3 sizes" in log
     assert "0801: whole image (predicted peak" in log
