@@ -202,10 +202,13 @@ def test_prediction_is_close_to_the_measured_peak_on_an_unfitted_size(tiny_and_f
     assert fit.per_pixel_sq == 0  # PAM runs SDPA's fused kernel: memory linear in the pixels
     x = torch.rand(1, 3, 88, 104)  # 11 x 13 windows: 2.2x the largest probe's pixels
     with torch.inference_mode():
+        # The first call at a new size also pays one-time kernel set-up (seen in CI: 202 MiB against
+        # 132 predicted); the margin must cover it, and the steady state must match the model.
+        first = measure_peak_growth(lambda: model(x), CPU)
         measured = measure_peak_growth(lambda: model(x), CPU)
     predicted = fit.predict(mm.padded_pixels(88, 104, 8))
     assert abs(measured / predicted - 1) < PREDICTION_TOLERANCE, (measured / MIB, predicted / MIB)
-    assert measured < mm.with_margin(predicted)
+    assert first < mm.with_margin(predicted), (first / MIB, mm.with_margin(predicted) / MIB)
 
 
 @pytest.mark.slow
