@@ -196,19 +196,41 @@ def tiny_and_fit():
 PREDICTION_TOLERANCE = 0.3  # measured peak / prediction within 1 +- 0.3 on sizes 1.5-2x beyond the probes
 
 
+PREDICTION_SCRIPT = """
+import json, torch
+import ehat
+from ehat.archs import create_model
+from ehat.evaluation import memory_model as mm
+from ehat.evaluation.memory import measure_peak_growth
+cpu = torch.device("cpu")
+torch.manual_seed(0)
+model = create_model("ehat_tiny").eval()
+fit = mm.fit_memory_model(model, cpu, model.window_size, sizes=(32, 48, 64))
+x = torch.rand(1, 3, 88, 104)  # 11 x 13 windows: 2.2x the largest probe's pixels
+with torch.inference_mode():
+    first = measure_peak_growth(lambda: model(x), cpu)
+    steady = measure_peak_growth(lambda: model(x), cpu)
+print(json.dumps({"sq": fit.per_pixel_sq, "first": first, "steady": steady,
+                  "predicted": fit.predict(mm.padded_pixels(88, 104, 8))}))
+"""
+
+
 @pytest.mark.slow
 def test_prediction_is_close_to_the_measured_peak_on_an_unfitted_size(tiny_and_fit):
-    model, fit = tiny_and_fit
-    assert fit.per_pixel_sq == 0  # PAM runs SDPA's fused kernel: memory linear in the pixels
-    x = torch.rand(1, 3, 88, 104)  # 11 x 13 windows: 2.2x the largest probe's pixels
-    with torch.inference_mode():
-        # The first call at a new size also pays one-time kernel set-up (seen in CI: 202 MiB against
-        # 132 predicted); the margin must cover it, and the steady state must match the model.
-        first = measure_peak_growth(lambda: model(x), CPU)
-        measured = measure_peak_growth(lambda: model(x), CPU)
-    predicted = fit.predict(mm.padded_pixels(88, 104, 8))
-    assert abs(measured / predicted - 1) < PREDICTION_TOLERANCE, (measured / MIB, predicted / MIB)
-    assert first < mm.with_margin(predicted), (first / MIB, mm.with_margin(predicted) / MIB)
+    """Fit and measurement in a fresh process: RSS growth depends on what malloc already holds,
+    and after the rest of the suite it does not reflect this model alone (seen in CI: +42%)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", PREDICTION_SCRIPT], capture_output=True, text=True, check=True
+    )
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    assert r["sq"] == 0  # PAM runs SDPA's fused kernel: memory linear in the pixels
+    # The first call at a new size also pays one-time kernel set-up; the margin must cover it, and
+    # the steady state must match the model.
+    assert abs(r["steady"] / r["predicted"] - 1) < PREDICTION_TOLERANCE, r
+    assert r["first"] < mm.with_margin(r["predicted"]), r
 
 
 @pytest.mark.slow
