@@ -22,7 +22,6 @@ it equals real fvcore. A model that cannot run on meta falls back to the real (s
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import math
 import os
@@ -37,7 +36,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
-from ehat.data.image_io import write_bytes_atomic
+from ehat.evaluation.json_cache import read_json_cache, write_json_cache
 
 logger = logging.getLogger(__name__)
 
@@ -323,20 +322,16 @@ def cached_complexity(
     Returns (complexity, came_from_cache). A corrupt cache file is ignored and rewritten.
     """
     key = f"{model_name}|{'x'.join(map(str, input_shape))}|{count_parameters(model)}"
-    cache: dict[str, Any] = {}
-    if cache_file is not None and os.path.isfile(cache_file):
+    cache = read_json_cache(cache_file)
+    if key in cache:
         try:
-            with open(cache_file, encoding="utf-8") as f:
-                cache = json.load(f)
-            if key in cache:
-                entry = dict(cache[key])
-                entry["input_shape"] = tuple(entry["input_shape"])
-                return Complexity(**entry), True
-        except (OSError, ValueError, TypeError) as e:
-            logger.warning("complexity cache %s is unreadable (%s); recounting", cache_file, e)
-            cache = {}
+            entry = dict(cache[key])
+            entry["input_shape"] = tuple(entry["input_shape"])
+            return Complexity(**entry), True
+        except (ValueError, TypeError, KeyError) as e:
+            logger.warning("complexity cache %s: bad entry for %s (%s); recounting", cache_file, key, e)
     result = measure_complexity(model, input_shape, method)
     if cache_file is not None:
         cache[key] = asdict(result)
-        write_bytes_atomic(cache_file, json.dumps(cache, indent=1).encode("utf-8"))
+        write_json_cache(cache_file, cache)
     return result, False

@@ -21,12 +21,11 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
 
 import torch
 from torch import nn
 
-from ehat.data.image_io import write_bytes_atomic
+from ehat.evaluation.json_cache import read_json_cache, write_json_cache
 from ehat.evaluation.memory import available_bytes, measure_peak_growth
 
 GIB = 1024**3
@@ -175,21 +174,18 @@ def cached_memory_fit(
     Returns (fit, came_from_cache). An unreadable cache file is ignored and rewritten.
     """
     key = model_key(model, device, precision, sizes)
-    cache: dict[str, Any] = {}
-    if cache_file is not None and os.path.isfile(cache_file):
+    cache = read_json_cache(cache_file)
+    if key in cache:
         try:
-            with open(cache_file, encoding="utf-8") as f:
-                cache = json.load(f)
-            if key in cache:
-                e = cache[key]
-                probes = tuple((int(p), int(m)) for p, m in e["probes"])
-                return MemoryFit(e["base"], e["per_pixel"], e["per_pixel_sq"], e["kind"], probes), True
-        except (OSError, ValueError, TypeError, KeyError):
-            cache = {}
+            e = cache[key]
+            probes = tuple((int(p), int(m)) for p, m in e["probes"])
+            return MemoryFit(e["base"], e["per_pixel"], e["per_pixel_sq"], e["kind"], probes), True
+        except (ValueError, TypeError, KeyError):
+            pass  # a bad entry is refitted and overwritten
     fit = fit_memory_model(forward, device, window_multiple(model), channels, sizes)
     if cache_file is not None:
         cache[key] = asdict(fit)
-        write_bytes_atomic(cache_file, json.dumps(cache, indent=1).encode("utf-8"))
+        write_json_cache(cache_file, cache)
     return fit, False
 
 
