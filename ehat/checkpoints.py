@@ -259,7 +259,8 @@ def infer_config(sd: Mapping[str, torch.Tensor]) -> dict[str, Any]:
         cfg["mlp_ratio"] = int(cfg["mlp_ratio"])
     has_bsa = all(k in sd for k in BSA_KEYS)
     da_keys = [k for k in sd if k.startswith("dual_attention.")]
-    if has_bsa or da_keys:
+    has_skip = "bicubic_skip.weight" in sd
+    if has_bsa or da_keys or has_skip:
         placement = "none"
         if da_keys:
             placement = "rhag" if re.match(r"dual_attention\.\d+\.", da_keys[0]) else "body"
@@ -267,6 +268,8 @@ def infer_config(sd: Mapping[str, torch.Tensor]) -> dict[str, Any]:
         cfg.update(type="EHAT", bsa=has_bsa, dual_attention=placement)
         if da_keys:
             cfg["dual_attention_branches"] = branches
+        if has_skip:
+            cfg["bicubic_skip"] = True
     return cfg
 
 

@@ -1,8 +1,14 @@
 """EHAT: HAT + branch self-attention (BSA) + DANet dual attention, each switchable.
 
-With ``bsa=False`` and ``dual_attention='none'`` EHAT is HAT (same keys, same function). With
-either on, a freshly built EHAT still computes HAT's function exactly: BSA starts at
-weight_0 = 0 / weight_1 = 1 and dual attention at gamma = 0.
+With ``bsa=False``, ``dual_attention='none'`` and ``bicubic_skip=False`` (the default) EHAT is
+HAT (same keys, same function). With BSA or dual attention on, a freshly built EHAT still computes
+HAT's function exactly: BSA starts at weight_0 = 0 / weight_1 = 1 and dual attention at gamma = 0.
+
+``bicubic_skip=True`` (off in every published config) adds a learnable image-level skip that
+starts as exact bicubic upsampling (:class:`BicubicSkip`) and zeroes ``conv_last``, so a fresh
+network computes bicubic and learns the residual: small models train from scratch in far fewer
+iterations. Its ``bicubic_skip.*`` keys make a checkpoint with it refuse to load without it and
+the other way round.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from collections.abc import Sequence
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
+from ehat.archs.bicubic_skip import BicubicSkip
 from ehat.archs.bsa import BranchWeights
 from ehat.archs.dual_attention import DualAttention
 from ehat.archs.hat_arch import HAT
@@ -30,6 +37,8 @@ class EHAT(HAT):
         dual_attention_branches: which DANet branches to use, a subset of ('pam', 'cam').
         pam_tile: restrict position attention to tiles of this many LR pixels (None: whole map).
         pam_query_chunk: queries per attention call inside PAM (memory bound on CPU).
+        bicubic_skip: add a learnable, bicubic-initialized upsampling of the input to the output
+            and zero-initialize ``conv_last`` (a fresh network then computes bicubic).
     """
 
     def __init__(
@@ -40,6 +49,7 @@ class EHAT(HAT):
         dual_attention_branches: Sequence[str] = ("pam", "cam"),
         pam_tile: int | None = None,
         pam_query_chunk: int = 4096,
+        bicubic_skip: bool = False,
         **hat_kwargs,
     ) -> None:
         super().__init__(**hat_kwargs)
@@ -67,3 +77,7 @@ class EHAT(HAT):
         elif dual_attention == "rhag":
             self.dual_attention = nn.ModuleList(make() for _ in self.depths)
         self.dual_attention_placement = None if dual_attention == "none" else dual_attention
+        if bicubic_skip:
+            self.bicubic_skip = BicubicSkip(self.in_chans, self.upscale)
+            nn.init.zeros_(self.conv_last.weight)
+            nn.init.zeros_(self.conv_last.bias)

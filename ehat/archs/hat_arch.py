@@ -604,6 +604,7 @@ class HAT(nn.Module):
         self.branch_weights: nn.Module | None = None
         self.dual_attention: nn.Module | None = None
         self.dual_attention_placement: str | None = None
+        self.bicubic_skip: nn.Module | None = None
 
     def attention_inputs(self, h: int, w: int, device: torch.device) -> dict[str, torch.Tensor | None]:
         """Relative-position indices and the per-kind shift masks (h, w: multiples of the window)."""
@@ -644,16 +645,18 @@ class HAT(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) in [0, 1] -> (B, C, H*upscale, W*upscale)."""
-        x, size = pad_to_multiple(x, self.window_size)
         mean = self.mean.to(x.dtype)
         x = (x - mean) * self.img_range
+        image_skip = None if self.bicubic_skip is None else self.bicubic_skip(x)
+        x, size = pad_to_multiple(x, self.window_size)
         shallow = self.conv_first(x)
         bw = self.branch_weights
         skip = shallow if bw is None else bw.long_skip() * shallow
         x = self.conv_after_body(self.forward_features(shallow)) + skip
-        x = self.conv_last(self.upsample(self.conv_before_upsample(x)))
-        x = x / self.img_range + mean
-        return crop_output(x, size, self.upscale)
+        x = crop_output(self.conv_last(self.upsample(self.conv_before_upsample(x))), size, self.upscale)
+        if image_skip is not None:
+            x = x + image_skip
+        return x / self.img_range + mean
 
 
 def _init_weights(m: nn.Module) -> None:
