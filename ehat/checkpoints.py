@@ -18,7 +18,6 @@ import math
 import os
 import pickle
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from ehat.atomic import atomic_torch_save
 
 TEAM_BSA_MODULE = "__branchattentionmodule__"
 BSA_KEYS = ("branch_weights.weight_0", "branch_weights.weight_1")
@@ -370,23 +371,8 @@ def load_model(
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file in the same folder, fsync, then rename over ``path``.
-
-    A crash or a full disk never leaves a half-written file at ``path``; the previous file stays.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """``torch.save`` through :func:`ehat.atomic.atomic_write`: the previous file stays on any error."""
+    atomic_torch_save(obj, path)
 
 
 def arch_config_of(model: nn.Module) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ehat.data.image_io import write_bytes_atomic  # noqa: E402
+from ehat.atomic import atomic_write_bytes  # noqa: E402
 from ehat.data.pairing import DatasetError, find_pairs, list_images  # noqa: E402
 from ehat.data.prepare import Guarded, Summary, add_workers_arg, image_shape_job, run_jobs  # noqa: E402
 
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     if summary.failed:
         summary.report(f"make_meta_info: {a.out} NOT written")
         return 1
-    write_bytes_atomic(a.out, "".join(lines).encode("utf-8"))
+    atomic_write_bytes(a.out, "".join(lines).encode("utf-8"))
     summary.report(f"make_meta_info: {len(lines)} images -> {a.out}")
     return 0
 

@@ -199,17 +199,18 @@ class _FullDisk:
 
 
 def test_full_disk_keeps_the_previous_results_files_intact(tmp_path, photo, weights, monkeypatch):
-    import ehat.data.image_io as image_io
+    import os
 
     messy_set(tmp_path / "data", photo)
     assert _run(tmp_path, weights, "--no_save") == 0
     before = {n: (tmp_path / "res" / n).read_bytes() for n in ("results.json", "results.txt")}
+    real_fdopen = os.fdopen
 
-    def full_disk_open(path, mode="r", **kw):
-        f = open(path, mode, **kw)
+    def full_disk_fdopen(fd, mode="r", *args, **kw):  # what ehat.atomic writes through
+        f = real_fdopen(fd, mode, *args, **kw)
         return _FullDisk(f) if "w" in mode else f
 
-    monkeypatch.setattr(image_io, "open", full_disk_open, raising=False)
+    monkeypatch.setattr(os, "fdopen", full_disk_fdopen)
     assert _run(tmp_path, weights, "--no_save", "--ssim") == 1
     assert "No space left on device" in _log(tmp_path) and "are intact" in _log(tmp_path)
     after = {n: (tmp_path / "res" / n).read_bytes() for n in before}

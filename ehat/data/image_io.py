@@ -15,6 +15,8 @@ from typing import Union
 import cv2
 import numpy as np
 
+from ehat.atomic import atomic_write_bytes
+
 PathLike = Union[str, os.PathLike]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -161,21 +163,7 @@ def encode_image(img_uint8_rgb: np.ndarray, ext: str = ".png", png_compression: 
     return buf.tobytes()
 
 
-def write_bytes_atomic(path: PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and a rename, so readers never see half a file."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, p)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def write_image(path: PathLike, img_uint8_rgb: np.ndarray, png_compression: int = 3) -> None:
     """Write a uint8 ``(H, W, 3)`` RGB array; the format follows the extension. Atomic, creates parents."""
     ext = Path(path).suffix or ".png"
-    write_bytes_atomic(path, encode_image(img_uint8_rgb, ext, png_compression))
+    atomic_write_bytes(path, encode_image(img_uint8_rgb, ext, png_compression))

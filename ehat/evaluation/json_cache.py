@@ -7,7 +7,7 @@ import logging
 import os
 from typing import Any
 
-from ehat.data.image_io import write_bytes_atomic
+from ehat.atomic import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -27,4 +27,4 @@ def read_json_cache(path: str | os.PathLike | None) -> dict[str, Any]:
 
 def write_json_cache(path: str | os.PathLike, cache: dict[str, Any]) -> None:
     """Write ``cache`` to ``path`` atomically (creates the folder)."""
-    write_bytes_atomic(path, json.dumps(cache, indent=1).encode("utf-8"))
+    atomic_write_bytes(path, json.dumps(cache, indent=1).encode("utf-8"))

@@ -439,9 +439,9 @@ def _json_safe(value: Any) -> Any:
 def write_json_atomic(path: str | os.PathLike, data: dict[str, Any]) -> None:
     """Write ``data`` as JSON through a temporary file and a rename: a failing write (full disk) raises
     ``OSError`` and leaves the previous file intact."""
-    from ehat.data.image_io import write_bytes_atomic
+    from ehat.atomic import atomic_write_bytes
 
-    write_bytes_atomic(path, json.dumps(_json_safe(data), indent=1).encode("utf-8"))
+    atomic_write_bytes(path, json.dumps(_json_safe(data), indent=1).encode("utf-8"))
 
 
 def _cell(entry: dict[str, Any], key: str, spec: str) -> str:
@@ -504,10 +504,10 @@ def measurement_notes(results: dict[str, Any]) -> str:
 
 def write_results_txt(path: str | os.PathLike, results: dict[str, Any], include_test: bool) -> str:
     """Write the table (and the measurement notes) to ``path`` atomically; return the table."""
-    from ehat.data.image_io import write_bytes_atomic
+    from ehat.atomic import atomic_write_bytes
 
     table = results_table(results, include_test)
-    write_bytes_atomic(path, (table + measurement_notes(results)).encode("utf-8"))
+    atomic_write_bytes(path, (table + measurement_notes(results)).encode("utf-8"))
     return table
 
 

@@ -15,58 +15,34 @@ import errno
 import os
 import random
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
+from ehat import atomic
+
 STATE_SUFFIX = ".state"
 _STATE_NAME = re.compile(r"^(\d+)\.state$")
-_TMP_PREFIX = ".tmp-"
 
 
 class StateError(RuntimeError):
     """A training state that cannot be written or read; the message names the file."""
 
 
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):  # not supported on every platform / filesystem
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def atomic_write(path: str | os.PathLike, write: Callable[[Any], None]) -> Path:
-    """Call ``write(file_object)`` on a temporary file beside ``path``, fsync it, rename it to ``path``.
-
-    On any error the temporary file is removed and ``path`` is left as it was. A full disk raises
-    :class:`StateError` saying so.
-    """
+    """:func:`ehat.atomic.atomic_write`, with an OS error (a full disk above all) raised as
+    :class:`StateError` saying that the previous files are intact."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX + path.name + ".", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return atomic.atomic_write(path, write)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise StateError(
                 f"no space left to write {path}: the previous files are intact; free disk space"
             ) from exc
-        if isinstance(exc, OSError):
-            raise StateError(f"cannot write {path}: {exc}; the previous files are intact") from exc
-        raise
-    _fsync_dir(path.parent)
-    return path
+        raise StateError(f"cannot write {path}: {exc}; the previous files are intact") from exc
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
@@ -74,9 +50,7 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     return atomic_write(path, lambda f: torch.save(obj, f))
 
 
-def is_temporary(name: str) -> bool:
-    """Whether ``name`` is an atomic writer's temporary: ours (``.tmp-*``) or ehat.checkpoints' (``.*.tmp``)."""
-    return name.startswith(_TMP_PREFIX) or (name.startswith(".") and name.endswith(".tmp"))
+is_temporary = atomic.is_temporary
 
 
 def remove_stale_temporaries(folder: str | os.PathLike) -> None:
