@@ -3,12 +3,14 @@
 Every image that enters EHAT goes through :func:`decode_image`: grayscale becomes 3 channels, RGBA and
 gray+alpha drop their alpha, palette PNGs are expanded, 16-bit images keep their precision until they
 are converted to float (``x / 65535``) or to uint8 (``round(x / 257)``). Anything that cannot be decoded
-raises :class:`ImageReadError` whose message names the file and the problem.
+raises :class:`ImageReadError` whose message names the file and the problem, and so does a PNG or
+JPEG whose header declares more pixels than ``EHAT_MAX_IMAGE_PIXELS`` (:mod:`ehat.data.image_header`).
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Union
 
@@ -16,6 +18,7 @@ import cv2
 import numpy as np
 
 from ehat.atomic import atomic_write_bytes
+from ehat.data.image_header import check_pixel_limit, header_size
 
 PathLike = Union[str, os.PathLike]
 
@@ -63,6 +66,9 @@ def decode_image(data: bytes, source: str, bgr: bool = False) -> np.ndarray:
     """
     if not data:
         raise ImageReadError(f"image is empty (zero bytes): {source}", source)
+    too_big = check_pixel_limit(data, source)
+    if too_big:
+        raise ImageReadError(too_big, source)
     buf = np.frombuffer(data, dtype=np.uint8)
     img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     if img is None or img.size == 0:
@@ -132,9 +138,24 @@ def read_image_size(path: PathLike) -> tuple[int, int]:
     p = os.fspath(path)
     if os.path.isfile(p) and os.path.getsize(p) == 0:
         raise ImageReadError(f"image file is empty (zero bytes): {p}; re-download or delete it", p)
+    head = b""
+    if os.path.isfile(p):
+        with open(p, "rb") as f:
+            head = f.read(1 << 16)
+    too_big = check_pixel_limit(head, p)
+    if too_big:
+        raise ImageReadError(too_big, p)
     try:
-        with Image.open(p) as im:
-            w, h = im.size
+        with warnings.catch_warnings():
+            # Our limit (EHAT_MAX_IMAGE_PIXELS, checked above for PNG/JPEG) replaces Pillow's.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(p) as im:
+                w, h = im.size
+    except Image.DecompressionBombError as e:
+        size = header_size(head)
+        if size is None:  # another format: Pillow's own limit is the only one we have
+            raise ImageReadError(f"cannot read the image header of {p}: {e}", p) from None
+        return size
     except FileNotFoundError:
         raise ImageReadError(f"image file does not exist: {p}", p) from None
     except (UnidentifiedImageError, OSError) as e:
