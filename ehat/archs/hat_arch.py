@@ -134,15 +134,17 @@ def masked_attention(
 ) -> torch.Tensor:
     """``softmax(q k^T * scale + mask) v`` for (B, heads, N, d) tensors and a float mask.
 
-    CPU: the fused SDPA kernel (it needs a 4-D contiguous mask to stay fused). Other devices: the
-    explicit formula, as the official code. On CUDA no fused SDPA kernel takes HAT's shapes (head
-    dim 30, a float mask that needs gradients), and SDPA's math fallback launches ~2x the kernels
-    of the explicit formula, which made a HAT-L training step launch-bound (H200, batch 4 of 64x64:
-    434 ms vs the reference's 322 ms, with the GPU busy ~300 ms in both).
+    CUDA: the explicit formula, as the official code. Elsewhere SDPA: on CPU a fused kernel (it
+    needs a 4-D contiguous mask to stay fused); on the meta device, where FLOPs are counted, the
+    same path as on CPU, so the count does not depend on where the model runs. On CUDA no fused
+    SDPA kernel takes HAT's shapes (head dim 30, a float mask that needs gradients), and SDPA's
+    math fallback launches ~2x the kernels of the explicit formula, which made a HAT-L training
+    step launch-bound (H200, batch 4 of 64x64: 434 ms vs the reference's 322 ms, with the GPU
+    busy ~300 ms in both).
     """
-    if q.device.type == "cpu":
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, scale=scale)
-    return explicit_attention(q, k, v, mask, scale, dropout)
+    if q.device.type == "cuda":
+        return explicit_attention(q, k, v, mask, scale, dropout)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, scale=scale)
 
 
 class WindowAttention(nn.Module):
