@@ -336,6 +336,18 @@ def _mismatch_message(
         if keys:
             shown = ", ".join(keys[:12]) + (f", ... ({len(keys)} in all)" if len(keys) > 12 else "")
             lines.append(f"  {title}: {shown}")
+    skip_keys = {k for k in (*unexpected, *missing) if k.startswith("bicubic_skip.")}
+    if skip_keys and skip_keys == set(unexpected) | set(missing):
+        if skip_keys <= set(unexpected):
+            lines.append(
+                "  bicubic_skip: the checkpoint has a bicubic image skip and the model does not: "
+                "set network_g.bicubic_skip: true"
+            )
+        else:
+            lines.append(
+                "  bicubic_skip: the model has a bicubic image skip that the checkpoint lacks; these weights "
+                "plus a skip would compute something else: set network_g.bicubic_skip: false"
+            )
     lines.append(
         "  (load it without a preset to build the network the file describes, or pick the matching preset)"
     )

@@ -67,9 +67,13 @@ def test_plain_configs_have_no_skip():
 def test_checkpoint_with_skip_needs_a_model_with_skip_and_back():
     with_skip = build_network(skip_cfg()).state_dict()
     without = build_network(preset_config("ehat_tiny")).state_dict()
-    with pytest.raises(CheckpointError, match=r"unexpected keys: .*bicubic_skip\.weight"):
+    with pytest.raises(
+        CheckpointError, match=r"(?s)unexpected keys: .*bicubic_skip\.weight.*bicubic_skip: true"
+    ):
         load_weights(build_network(preset_config("ehat_tiny")), with_skip)
-    with pytest.raises(CheckpointError, match=r"missing keys: .*bicubic_skip\.weight"):
+    with pytest.raises(
+        CheckpointError, match=r"(?s)missing keys: .*bicubic_skip\.weight.*bicubic_skip: false"
+    ):
         load_weights(build_network(skip_cfg()), without)
 
 
@@ -77,7 +81,9 @@ def test_plain_hat_checkpoint_is_not_quietly_loaded_into_a_skip_model():
     """HAT weights + a bicubic skip would compute HAT + bicubic: refuse, naming the skip."""
     hat = {k: v for k, v in preset_config("ehat_tiny").items() if k not in ("bsa", "dual_attention")}
     sd = build_network({**hat, "type": "HAT"}).state_dict()
-    with pytest.raises(CheckpointError, match=r"bicubic_skip\.weight"):
+    with pytest.raises(
+        CheckpointError, match=r"(?s)bicubic_skip\.weight.*the checkpoint lacks.*bicubic_skip: false"
+    ):
         load_weights(build_network(skip_cfg()), sd)
 
 
