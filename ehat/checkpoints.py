@@ -382,11 +382,6 @@ def load_model(
 # --------------------------------------------------------------------------- saving
 
 
-def atomic_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` through :func:`ehat.atomic.atomic_write`: the previous file stays on any error."""
-    atomic_torch_save(obj, path)
-
-
 def arch_config_of(model: nn.Module) -> dict[str, Any]:
     """The config that rebuilds ``model``: the one it was built from, else inferred from its weights."""
     cfg = getattr(model, "arch_config", None)
@@ -409,4 +404,4 @@ def save_network(
     obj["arch"] = arch_config_of(model)
     if extra:
         obj.update(extra)
-    atomic_save(obj, path)
+    atomic_torch_save(obj, path)

@@ -25,8 +25,10 @@ import ehat  # noqa: F401  (before basicsr)
 from ehat.archs import create_model, hat_arch, preset_config
 
 
-def sdpa_attention(q, k, v, mask, scale, dropout=0.0):  # noqa: ANN001, ANN201
-    """The previous CUDA path, for comparison."""
+def sdpa_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, scale: float, dropout: float = 0.0
+) -> torch.Tensor:
+    """The previous CUDA path (SDPA, i.e. its math fallback for HAT's shapes), for comparison."""
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, scale=scale)
 
 

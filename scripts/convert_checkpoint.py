@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 
 import ehat  # noqa: F401  (registers the architectures)
+from ehat.atomic import atomic_torch_save
 from ehat.checkpoints import (
     CheckpointError,
-    atomic_save,
     expand_team_bsa,
     infer_config,
     read_checkpoint,
@@ -50,7 +50,7 @@ def convert(src: Path, dst: Path, to: str = "ours", param_key: str = "auto") -> 
         out_sd = expand_team_bsa(sd)
         if dst.suffix == ".safetensors":
             raise CheckpointError("the team's layout is a .pth file (their test_demo.py loads 'params')")
-        atomic_save({"params": out_sd}, dst)
+        atomic_torch_save({"params": out_sd}, dst)
     elif dst.suffix == ".safetensors":
         from safetensors.torch import save_file
 
@@ -59,7 +59,7 @@ def convert(src: Path, dst: Path, to: str = "ours", param_key: str = "auto") -> 
         save_file({k: v.contiguous() for k, v in sd.items()}, str(tmp), metadata={"arch": json.dumps(arch)})
         tmp.replace(dst)
     else:
-        atomic_save({"params": sd, "arch": arch}, dst)
+        atomic_torch_save({"params": sd, "arch": arch}, dst)
     back = read_state_dict(dst)
     if back.keys() != sd.keys() or any(not torch.equal(back[k], sd[k]) for k in sd):
         dst.unlink()

@@ -37,3 +37,18 @@ def test_an_error_mid_write_keeps_the_previous_file_and_removes_the_temporary(tm
 def test_torch_save_round_trips_with_weights_only(tmp_path):
     atomic_torch_save({"w": torch.arange(3)}, tmp_path / "m.pth")
     assert torch.equal(torch.load(tmp_path / "m.pth", weights_only=True)["w"], torch.arange(3))
+
+
+def test_torch_save_keeps_the_previous_file_when_writing_fails(tmp_path, monkeypatch):
+    path = tmp_path / "state.pth"
+    atomic_torch_save({"a": torch.ones(2)}, path)
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        atomic_torch_save({"a": torch.zeros(2)}, path)
+    monkeypatch.undo()
+    assert torch.equal(torch.load(path, weights_only=True)["a"], torch.ones(2))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.pth"]  # no temp file left behind

@@ -13,7 +13,6 @@ import torch
 from ehat.archs import build_network, create_model, preset_config
 from ehat.checkpoints import (
     CheckpointError,
-    atomic_save,
     expand_team_bsa,
     infer_config,
     load_model,
@@ -211,21 +210,6 @@ def test_saved_checkpoint_carries_its_config(tmp_path):
     loaded = load_model(tmp_path / "net.pth")
     assert loaded.dual_attention.pam.tile == 8
     assert torch.equal(output(loaded), output(model))
-
-
-def test_atomic_save_keeps_the_previous_file_when_writing_fails(tmp_path, monkeypatch):
-    path = tmp_path / "state.pth"
-    atomic_save({"a": torch.ones(2)}, path)
-
-    def disk_full(*args, **kwargs):
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(torch, "save", disk_full)
-    with pytest.raises(OSError, match="No space"):
-        atomic_save({"a": torch.zeros(2)}, path)
-    monkeypatch.undo()
-    assert torch.equal(torch.load(path, weights_only=True)["a"], torch.ones(2))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.pth"]  # no temp file left behind
 
 
 @pytest.mark.parametrize("to,suffix", [("ours", ".pth"), ("ours", ".safetensors"), ("team", ".pth")])

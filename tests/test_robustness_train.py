@@ -73,6 +73,22 @@ def test_truncated_pixel_data_is_caught_by_the_decode_check(tmp_path, data, caps
     assert code == 1 and "(decode check)" in err and str(hr_dir / "0001.png") in err and "truncated" in err
 
 
+def test_decompression_bomb_fails_before_the_first_step_without_decoding(tmp_path, data, capsys):
+    """An HR PNG whose header claims 60000x50000 pixels is named by the header check; nothing decodes it."""
+    import struct
+    import zlib
+
+    hr_dir, _ = data["train"]
+    png = bytearray((hr_dir / "0001.png").read_bytes())
+    png[16:24] = struct.pack(">II", 60000, 50000)
+    png[29:33] = struct.pack(">I", zlib.crc32(bytes(png[12:29])))
+    (hr_dir / "0001.png").write_bytes(bytes(png))
+    code, err, log = _train(tmp_path, data, capsys)
+    assert code == 1 and "(header check)" in err
+    assert f"image {hr_dir / '0001.png'} declares 60000x50000 = 3,000,000,000 pixels" in err
+    assert "EHAT_MAX_IMAGE_PIXELS" in err and "Start training" not in log
+
+
 def test_skip_policy_warns_before_the_first_step_and_trains_on_the_good_pairs(tmp_path, data, capsys):
     expected = _break(*data["train"])
     changes = {"datasets.train.type": "MultiRootPairedDataset", "datasets.train.bad_image": "skip"}

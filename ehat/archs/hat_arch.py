@@ -3,10 +3,10 @@
 window attention -> CAB -> HAB -> OCAB -> RHAG -> HAT
 
 State-dict keys and shapes equal the official XPixelGroup/HAT layout, so official checkpoints load
-with ``strict=True``. Attention runs through ``scaled_dot_product_attention`` with the relative
-position bias (plus the shifted-window mask) as one additive mask; the result equals the
-reference formula ``softmax(q k^T * scale + bias + mask) v``. On CPU that is PyTorch's fused
-``scaled_dot_product_attention``; on CUDA the explicit formula (see :func:`masked_attention`).
+with ``strict=True``. Attention takes the relative position bias (plus the shifted-window mask)
+as one additive mask and computes the reference formula ``softmax(q k^T * scale + bias + mask) v``:
+through PyTorch's fused ``scaled_dot_product_attention`` on CPU, written out on CUDA (see
+:func:`masked_attention`).
 
 Tokens are (B, H*W, C) in LR pixels; images are (B, C, H, W) in [0, 1] * ``img_range``.
 """
