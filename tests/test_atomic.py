@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import stat
+
 import pytest
 import torch
 
@@ -52,3 +55,34 @@ def test_torch_save_keeps_the_previous_file_when_writing_fails(tmp_path, monkeyp
     monkeypatch.undo()
     assert torch.equal(torch.load(path, weights_only=True)["a"], torch.ones(2))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["state.pth"]  # no temp file left behind
+
+
+@pytest.mark.skipif(os.name != "posix", reason="permission bits are POSIX")
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_new_files_get_the_mode_a_plain_open_would_give(tmp_path, umask):
+    """Not mkstemp's 0600: 0666 & ~umask, compared with a file written by a plain open()."""
+    old = os.umask(umask)
+    try:
+        atomic_write_bytes(tmp_path / "atomic.txt", b"x")
+        atomic_torch_save({"w": torch.zeros(1)}, tmp_path / "atomic.pth")
+        with open(tmp_path / "plain.txt", "wb") as f:
+            f.write(b"x")
+    finally:
+        os.umask(old)
+    expected = stat.S_IMODE((tmp_path / "plain.txt").stat().st_mode)
+    assert expected == 0o666 & ~umask  # the reference itself
+    for name in ("atomic.txt", "atomic.pth"):
+        assert oct(stat.S_IMODE((tmp_path / name).stat().st_mode)) == oct(expected), name
+
+
+@pytest.mark.skipif(os.name != "posix", reason="permission bits are POSIX")
+def test_replacing_a_file_keeps_its_mode_as_a_plain_open_would(tmp_path):
+    target = tmp_path / "results.json"
+    target.write_bytes(b"old")
+    target.chmod(0o640)
+    old = os.umask(0o022)
+    try:
+        atomic_write_bytes(target, b"new")
+    finally:
+        os.umask(old)
+    assert target.read_bytes() == b"new" and stat.S_IMODE(target.stat().st_mode) == 0o640
