@@ -25,6 +25,8 @@ import numpy as np
 
 from ehat.data.image_io import read_image_uint8, write_image
 from ehat.data.transforms import bicubic_downsample, modcrop
+from ehat.evaluation.visualize import BICUBIC_LABEL, bicubic_upscale, detail_crop, picture_size
+from ehat.evaluation.visualize import comparison_picture as _draw
 
 VALID_HR_DIR = "DIV2K_LSDIR_valid_HR"
 VALID_LR_DIR = "DIV2K_LSDIR_valid_LR"
@@ -149,17 +151,6 @@ def build_train_set(out_dir: str, scale: int = 4, names: tuple[str, ...] = DEMO_
     return written
 
 
-def bicubic_upscale(lr_uint8: np.ndarray, scale: int = 4) -> np.ndarray:
-    """MATLAB-compatible bicubic upscaling (basicsr's ``imresize``) of a uint8 ``(h, w, 3)`` image.
-
-    Returns uint8 ``(h*scale, w*scale, 3)``: the baseline every SR result is compared with.
-    """
-    from basicsr.utils.matlab_functions import imresize
-
-    up = imresize(lr_uint8.astype(np.float32) / 255.0, float(scale))
-    return np.round(np.clip(up, 0.0, 1.0) * 255.0).astype(np.uint8)
-
-
 @dataclass
 class DemoImage:
     """One demo image: uint8 RGB ``hr`` (modcropped), ``bicubic`` and ``sr`` (same size), their metrics."""
@@ -221,61 +212,19 @@ def comparison_table(images: list[DemoImage]) -> str:
     return "\n".join(lines)
 
 
-def detail_crop(hr: np.ndarray, size: int) -> tuple[int, int]:
-    """``(top, left)`` of the ``size`` x ``size`` HR window with the most gradient energy (on a
-    half-window grid): where the eye can tell the methods apart. Chosen from the HR alone."""
-    gray = hr.astype(np.float32).mean(axis=2)
-    energy = np.abs(np.diff(gray, axis=0))[:, :-1] + np.abs(np.diff(gray, axis=1))[:-1, :]
-    h, w = gray.shape
-    size_h, size_w = min(size, h), min(size, w)
-    step = max(1, size // 2)
-    best, where = -1.0, (0, 0)
-    for top in range(0, h - size_h + 1, step):
-        for left in range(0, w - size_w + 1, step):
-            e = float(energy[top : top + size_h - 1, left : left + size_w - 1].sum())
-            if e > best:
-                best, where = e, (top, left)
-    return where
-
-
-PANEL_TITLES = ("bicubic", "EHAT", "HR")
-LABEL_HEIGHT = 26
-GAP = 6
-
-
-def picture_size(n_images: int, crop: int = 128, zoom: int = 2) -> tuple[int, int]:
-    """``(height, width)`` of :func:`comparison_picture` for ``n_images`` rows."""
-    panel = crop * zoom
-    return n_images * (LABEL_HEIGHT + panel) + (n_images - 1) * GAP, 3 * panel + 2 * GAP
-
-
 def comparison_picture(images: list[DemoImage], crop: int = 128, zoom: int = 2) -> np.ndarray:
-    """uint8 RGB picture, one row per image: bicubic | EHAT | HR crops (``crop`` HR pixels, enlarged
-    ``zoom`` x with nearest neighbour so pixels stay visible), each under a label with its PSNR."""
-    import cv2
-
-    panel = crop * zoom
-    height, width = picture_size(len(images), crop, zoom)
-    canvas = np.full((height, width, 3), 255, np.uint8)
-    for row, im in enumerate(images):
-        top, left = detail_crop(im.hr, crop)
-        y0 = row * (LABEL_HEIGHT + panel + GAP)
-        labels = (
-            f"{im.name}: bicubic {im.bicubic_metrics['psnr']:.2f} dB",
-            f"EHAT {im.sr_metrics['psnr']:.2f} dB ({im.gain_db:+.2f})",
-            "HR (ground truth)",
-        )
-        for col, (img, label) in enumerate(zip((im.bicubic, im.sr, im.hr), labels)):
-            x0 = col * (panel + GAP)
-            tile = np.zeros((crop, crop, 3), np.uint8)
-            part = img[top : top + crop, left : left + crop]
-            tile[: part.shape[0], : part.shape[1]] = part
-            canvas[y0 + LABEL_HEIGHT : y0 + LABEL_HEIGHT + panel, x0 : x0 + panel] = np.kron(
-                tile, np.ones((zoom, zoom, 1), np.uint8)
-            )
-            cv2.putText(canvas, label, (x0 + 3, y0 + LABEL_HEIGHT - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
-                        (0, 0, 0), 1, cv2.LINE_AA)  # fmt: skip
-    return canvas
+    """uint8 RGB picture, one row per image: MATLAB bicubic | EHAT | HR crops (``crop`` HR pixels at the
+    most textured window, enlarged ``zoom`` x with nearest neighbour), each under a label with its PSNR;
+    drawn by :func:`ehat.evaluation.visualize.comparison_picture`."""
+    rows = [
+        [
+            (im.bicubic, f"{BICUBIC_LABEL} {im.bicubic_metrics['psnr']:.2f} dB"),
+            (im.sr, f"EHAT {im.sr_metrics['psnr']:.2f} dB ({im.gain_db:+.2f})"),
+            (im.hr, f"HR: {im.name}"),
+        ]
+        for im in images
+    ]
+    return _draw(rows, [detail_crop(im.hr, crop) for im in images], crop, zoom)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -300,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nEHAT beats bicubic on {wins}/{len(images)} images (RGB PSNR, border 4)")
     if a.out:
         write_image(a.out, comparison_picture(images))
-        print(f"side-by-side picture (bicubic | EHAT | HR crops): {a.out}")
+        print(f"side-by-side picture (MATLAB bicubic | EHAT | HR crops): {a.out}")
     return 0
 
 

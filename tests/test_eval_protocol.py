@@ -152,7 +152,8 @@ def test_cuda_request_without_cuda_is_a_clear_error(tmp_path, photo, weights):
 def test_cuda_out_of_memory_falls_back_to_tiles(caplog):
     import logging
 
-    from ehat.evaluation.protocol import EvalOptions, infer
+    from ehat.evaluation.inference import infer
+    from ehat.evaluation.protocol import EvalOptions
 
     def model(x):
         if x.shape[-1] > 64:

@@ -9,8 +9,8 @@ import torch.nn.functional as F
 
 from ehat.archs import create_model
 from ehat.data.image_io import read_image_uint8
+from ehat.evaluation.inference import to_tensor, to_uint8
 from ehat.evaluation.metrics import image_metrics
-from ehat.evaluation.protocol import to_tensor, to_uint8
 from ehat.evaluation.tiling import forward_tiled, tile_starts
 
 

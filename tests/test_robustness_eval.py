@@ -23,8 +23,10 @@ from PIL import Image
 
 from ehat.archs.rlfn_arch import RLFN
 from ehat.data.image_io import write_image
+from ehat.evaluation.inference import infer
 from ehat.evaluation.ntire import main
-from ehat.evaluation.protocol import EvalOptions, ImageItem, evaluate_set, infer
+from ehat.evaluation.protocol import EvalOptions, evaluate_set
+from ehat.evaluation.sets import ImageItem
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RLFN_NTIRE = {"feature_channels": 46, "mid_channels": 48, "num_blocks": 4}
@@ -121,6 +123,9 @@ def test_lr_folder_that_is_empty_or_holds_only_bad_images(tmp_path, photo, weigh
     assert _run(tmp_path, weights) == 2
     assert "no images (.png" in _log(tmp_path) and str(lr_dir) in _log(tmp_path)
     (lr_dir / "0801x4.png").write_bytes(b"")
+    write_image(
+        tmp_path / "data" / "DIV2K_LSDIR_valid_HR" / "0801.png", np.ascontiguousarray(photo[:64, :64])
+    )
     assert _run(tmp_path, weights) == 1
     assert "no image of the valid set could be evaluated" in _log(tmp_path)
 

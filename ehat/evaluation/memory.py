@@ -24,6 +24,8 @@ from typing import Any
 
 import torch
 
+from ehat.errors import EhatError
+
 MIB = 1024**2
 
 
@@ -80,7 +82,7 @@ class PeakMemory:
 # --------------------------------------------------------------------------- one call's peak
 
 
-class MemoryMeasureError(RuntimeError):
+class MemoryMeasureError(EhatError):
     """Peak memory cannot be measured on this platform (no resettable ``VmHWM``)."""
 
 

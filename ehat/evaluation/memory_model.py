@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from ehat.errors import EhatError
 from ehat.evaluation.json_cache import read_json_cache, write_json_cache
 from ehat.evaluation.memory import available_bytes, measure_peak_growth
 
@@ -39,7 +40,7 @@ CURVATURE_TOLERANCE = 0.35  # excess of the largest probe over the line: noise ~
 Forward = Callable[[torch.Tensor], torch.Tensor]
 
 
-class MemoryBudgetError(RuntimeError):
+class MemoryBudgetError(EhatError):
     """Not even the smallest tile fits the budget; the message gives the need and the budget."""
 
 

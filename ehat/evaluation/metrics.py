@@ -15,11 +15,7 @@ from __future__ import annotations
 import numpy as np
 from basicsr.metrics.psnr_ssim import calculate_psnr, calculate_ssim
 
-
-def modcrop(img: np.ndarray, scale: int) -> np.ndarray:
-    """Crop (H, W, ...) to the largest multiple of ``scale`` from the top-left."""
-    h, w = img.shape[:2]
-    return img[: h - h % scale, : w - w % scale]
+from ehat.data.transforms import modcrop
 
 
 def as_rgb_uint8(img: np.ndarray, what: str = "image") -> np.ndarray:

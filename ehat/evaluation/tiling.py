@@ -4,15 +4,93 @@ Used by training validation and by ``test_demo.py`` alike. Each tile goes throug
 whole image (the model reflect-pads it to its window multiple and crops back); overlapping
 outputs are averaged with weights that ramp linearly from the tile's edge over the overlap, so
 no seam is visible and each output pixel leans on the tile where it is most central.
+
+:class:`TilePolicy` is the one place an evaluation's tile setting lives: whole images, a fixed
+tile of N LR pixels, or ``auto`` (the largest tile whose predicted peak memory fits a budget,
+:class:`ehat.evaluation.memory_model.AutoTiler`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
+#: (LR h, LR w) -> (tile side in LR pixels or None for the whole image, a log line)
+TileChooser = Callable[[int, int], tuple[int | None, str]]
+
+
+@dataclass(frozen=True)
+class TilePolicy:
+    """How images are split for inference: ``whole``, ``fixed`` (``size`` LR pixels) or ``auto``.
+
+    ``overlap``: LR pixels shared by neighbouring tiles. ``chooser`` (``auto`` only) picks the tile
+    per image; an ``auto`` policy without one (memory cannot be measured here) runs whole images.
+    Build with :meth:`whole`, :meth:`fixed`, :meth:`auto` or :meth:`from_setting`.
+    """
+
+    mode: str = "whole"
+    size: int | None = None
+    overlap: int = 32
+    chooser: TileChooser | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("whole", "fixed", "auto"):
+            raise ValueError(f"tile mode must be whole, fixed or auto, got {self.mode!r}")
+        if (self.mode == "fixed") != (self.size is not None) or (self.size is not None and self.size <= 0):
+            raise ValueError(f"a fixed tile needs a size > 0 (and only a fixed one): {self}")
+        if self.overlap < 0:
+            raise ValueError(f"tile overlap must be >= 0 LR pixels, got {self.overlap}")
+
+    @classmethod
+    def whole(cls, overlap: int = 32) -> TilePolicy:
+        """Whole images (the challenge's protocol); ``overlap`` is used by out-of-memory retries."""
+        return cls("whole", None, overlap)
+
+    @classmethod
+    def fixed(cls, size: int, overlap: int = 32) -> TilePolicy:
+        """Tiles of ``size`` x ``size`` LR pixels."""
+        return cls("fixed", int(size), overlap)
+
+    @classmethod
+    def auto(cls, overlap: int = 32, chooser: TileChooser | None = None) -> TilePolicy:
+        """A tile per image from ``chooser`` (set later with :meth:`with_chooser`)."""
+        return cls("auto", None, overlap, chooser)
+
+    @classmethod
+    def from_setting(cls, setting: int | str | None, overlap: int = 32) -> TilePolicy:
+        """``--tile``'s value: None / ``"none"`` -> whole, an int -> fixed, ``"auto"`` -> auto."""
+        if setting is None or setting == "none":
+            return cls.whole(overlap)
+        if setting == "auto":
+            return cls.auto(overlap)
+        return cls.fixed(int(setting), overlap)
+
+    def with_chooser(self, chooser: TileChooser | None) -> TilePolicy:
+        """This ``auto`` policy with its per-image chooser (None: whole images)."""
+        return dataclasses.replace(self, chooser=chooser)
+
+    @property
+    def label(self) -> int | str:
+        """What ``results.json`` records as ``tile``: ``"none"``, the fixed size, or ``"auto"``."""
+        if self.mode == "fixed":
+            assert self.size is not None
+            return self.size
+        return "none" if self.mode == "whole" else "auto"
+
+    def choose(self, lr_h: int, lr_w: int) -> tuple[int | None, str | None]:
+        """(tile side in LR pixels or None for the whole image, the chooser's log line or None)."""
+        if self.chooser is not None:
+            return self.chooser(lr_h, lr_w)
+        return self.size, None
+
+
+def describe_tile(tile: int | None) -> str:
+    """``whole image`` or ``tiles of N``: how one forward was run, for log lines."""
+    return "whole image" if tile is None else f"tiles of {tile}"
 
 
 def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
