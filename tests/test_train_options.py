@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_train_support import make_data, tiny_options
 
-from ehat.train.options import OptionsError, experiments_root, load_options, validate_options
+from ehat.train.options import OptionsError, experiments_root, load_options, to_plain, validate_options
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -39,16 +39,16 @@ def reject(opt: dict, key: str, *, check_paths: bool = True, contains: str = "")
 
 def test_valid_options_get_defaults_filled(opt):
     out = validate_options(opt)
-    assert out["train"]["grad_accum_steps"] == 1
-    assert out["train"]["amp"] is None
-    assert out["datasets"]["train"]["scale"] == 4 and out["datasets"]["train"]["phase"] == "train"
-    assert out["datasets"]["val"]["phase"] == "val"
-    assert out["logger"]["use_tb_logger"] is False
+    assert out.train.grad_accum_steps == 1
+    assert out.train.amp is None
+    assert out.datasets["train"].scale == 4 and out.datasets["train"].phase == "train"
+    assert out.datasets["val"].phase == "val"
+    assert out.logger.use_tb_logger is False
 
 
 def test_validation_is_idempotent(opt):
     once = validate_options(opt)
-    assert validate_options(copy.deepcopy(once)) == once
+    assert validate_options(to_plain(once)) == once
 
 
 @pytest.mark.parametrize(
@@ -117,7 +117,7 @@ def test_float_written_integers_are_accepted_as_in_basicsr_configs(opt):
     opt["val"]["val_freq"] = 5e3
     opt["logger"]["save_checkpoint_freq"] = 1e4
     out = validate_options(opt)
-    assert out["val"]["val_freq"] == 5000 and isinstance(out["val"]["val_freq"], int)
+    assert out.val.val_freq == 5000 and isinstance(out.val.val_freq, int)
 
 
 def test_missing_dataset_folder_is_rejected_naming_the_key(opt, tmp_path):
@@ -230,7 +230,7 @@ def test_hat_style_config_validates_unchanged(tmp_path, data):
           save_img: false
           pbar: False
           metrics:
-            psnr:
+            psnr_hat:  # HAT names it psnr, which is EHAT's built-in RGB PSNR (refused, see below)
               type: calculate_psnr
               crop_border: 4
               test_y_channel: true
@@ -255,14 +255,14 @@ def test_hat_style_config_validates_unchanged(tmp_path, data):
     path = tmp_path / "hat.yml"
     path.write_text(text)
     out = load_options(path)
-    assert out["model_type"] == "HATModel" and out["val"]["metrics"]["ssim"]["better"] == "higher"
-    assert out["datasets"]["val_1"]["name"] == "Set5"
+    assert out.model_type == "HATModel" and out.val.metrics["ssim"].better == "higher"
+    assert out.datasets["val_1"].name == "Set5"
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "options" / "train").glob("*.yml")), ids=lambda p: p.name)
 def test_shipped_training_options_validate(path):
     out = load_options(path, check_paths=False)
-    assert out["train"]["total_iter"] > 0
+    assert out.train.total_iter > 0
 
 
 def test_yaml_is_read_safely(tmp_path):
@@ -358,3 +358,98 @@ def test_fuzzed_option_files_fail_only_with_options_error(opt, data):
 @given(candidate=_values)
 def test_random_documents_fail_only_with_options_error(candidate):
     _assert_only_options_error(candidate)
+
+
+# ------------------------------------------------------------------------ defects (issue 13)
+def test_embed_dim_below_squeeze_factor_is_rejected_at_load(opt):
+    """HAT's channel attention has embed_dim // squeeze_factor channels: 0 would fail at step 1."""
+    opt["network_g"] = {"type": "ehat_tiny", "embed_dim": 9}  # preset squeeze_factor 10, heads 3
+    reject(opt, "network_g.embed_dim", contains="squeeze_factor")
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"embed_dim": 2, "num_heads": [1, 1], "squeeze_factor": 1}, "compress_ratio"),  # 2 // 3 == 0
+        ({"embed_dim": 40}, "num_heads"),  # 40 % 3 != 0
+    ],
+)
+def test_embed_dim_constraints_name_the_key_and_the_rule(opt, changes, words):
+    opt["network_g"] = {"type": "ehat_tiny", **changes}
+    reject(opt, "network_g.embed_dim", contains=words)
+
+
+def test_typo_suggestions_stay_within_the_same_kind_of_key(opt):
+    """A list-valued stray key is not 'corrected' to a boolean flag of another meaning."""
+    opt["noise_range"] = [1, 30]
+    err = reject(opt, "noise_range")
+    assert "did you mean" not in str(err)
+    assert "valid keys" in str(err)
+
+
+def test_every_key_listed_as_valid_is_accepted(opt):
+    """The keys an unknown-key message lists are keys the validator accepts (no listed-then-rejected key)."""
+    opt["train"]["no_such_key"] = 1
+    opt["train"]["gan_opt"] = {"type": "GANLoss", "gan_type": "vanilla", "loss_weight": 0.1}
+    err = reject(opt, "train.no_such_key")
+    listed = str(err).split("valid keys: ")[1].split(" (in")[0].split(", ")
+    assert "pixel_opt" in listed and "gan_opt" not in listed
+    for key in listed:
+        message = ""
+        trial = copy.deepcopy(opt)
+        del trial["train"]["no_such_key"], trial["train"]["gan_opt"]
+        trial["train"].setdefault(key, None)
+        try:
+            validate_options(trial)
+        except OptionsError as exc:
+            message = str(exc)
+        assert "unknown" not in message, (key, message)
+
+
+def test_gan_loss_is_refused_as_not_supported_yet(opt):
+    opt["train"]["gan_opt"] = {"type": "GANLoss", "gan_type": "vanilla", "loss_weight": 0.1}
+    reject(opt, "train.gan_opt", contains="GAN training is not supported")
+
+
+def test_user_metric_named_like_a_builtin_is_refused(opt):
+    opt["val"]["metrics"] = {"psnr": {"type": "calculate_psnr", "crop_border": 4, "test_y_channel": True}}
+    err = reject(opt, "val.metrics.psnr", contains="built-in")
+    assert all(name in str(err) for name in ("psnr", "psnr_y", "ssim_y"))
+
+
+@pytest.mark.parametrize(
+    ("dotted", "value"),
+    [("datasets.train.prefetch_mode", "cuda"), ("datasets.train.num_prefetch_queue", 4)],
+)
+def test_basicsr_keys_ehat_does_not_implement_are_refused(opt, dotted, value):
+    *parents, last = dotted.split(".")
+    node = opt
+    for p in parents:
+        node = node[p]
+    node[last] = value
+    reject(opt, dotted, contains="not supported by EHAT")
+
+
+@pytest.mark.parametrize(("given", "mode"), [(True, "full"), (False, "false"), ("blocks", "blocks")])
+def test_compile_accepts_modes_and_yaml_booleans(opt, given, mode):
+    opt["train"]["compile"] = given
+    assert validate_options(opt).train.compile == mode
+
+
+def test_unknown_compile_mode_is_rejected(opt):
+    opt["train"]["compile"] = "fast"
+    reject(opt, "train.compile", contains="blocks")
+
+
+def test_options_are_typed_objects(opt):
+    out = validate_options(opt)
+    assert out.train.total_iter == 6 and out.datasets["train"].gt_size == 32
+    assert out.val.pbar is False and out.logger.keep_last == 3 and out.train.tf32 is False
+    with pytest.raises(AttributeError):
+        out.train.total_iters  # noqa: B018
+
+
+def test_options_error_is_an_ehat_error():
+    from ehat.errors import EhatError
+
+    assert issubclass(OptionsError, EhatError)

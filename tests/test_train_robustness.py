@@ -175,3 +175,36 @@ def test_full_disk_during_a_checkpoint_is_an_error_and_keeps_the_previous_one(tm
     states = tmp_path / "exp/training_states"
     assert sorted(p.name for p in states.iterdir()) == ["2.state"]
     assert st.load_state(states / "2.state")["iter"] == 2
+
+
+@pytest.mark.parametrize("which", ["best", "latest"])
+def test_full_disk_while_writing_best_or_latest_is_the_same_error_as_a_state_write(
+    tmp_path, data, monkeypatch, which
+):
+    from ehat.train import trainer as trainer_module
+
+    changes = {"train.total_iter": 2, "logger.save_checkpoint_freq": 1000, "val.val_freq": 1}
+    opt = validate_options(tiny_options(tmp_path, data, **changes))
+    real_save, real_state_save = torch.save, trainer_module.Trainer.save
+    armed = [which == "best"]  # latest: armed once the final training state is written
+
+    def save_or_fill_disk(obj, f, *args, **kwargs):
+        model = isinstance(obj, dict) and "params" in obj
+        if model and armed[0] and (which == "latest" or "best" in obj):
+            f.write(b"half a model")
+            raise OSError(28, "No space left on device")
+        return real_save(obj, f, *args, **kwargs)
+
+    def save_then_arm(self):
+        path = real_state_save(self)
+        armed[0] = armed[0] or self.iter == 2
+        return path
+
+    monkeypatch.setattr(trainer_module.Trainer, "save", save_then_arm)
+    monkeypatch.setattr(st.torch, "save", save_or_fill_disk)
+    name = f"net_g_{which}.pth"
+    with pytest.raises(
+        st.StateError, match=rf"no space left to write .*{name}: the previous files are intact"
+    ):
+        Trainer(opt).run()
+    assert not [p for p in (tmp_path / "exp/models").iterdir() if st.is_temporary(p.name)]

@@ -3,6 +3,7 @@ fine-tuning start, checkpoints, logging, non-finite handling."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -216,8 +217,8 @@ def test_new_parameters_get_their_own_learning_rate(tmp_path, data):
     )
     from ehat.archs import build_network
 
-    net = build_network(opt["network_g"])
-    optimizer = build_optimizer(net, opt["train"])
+    net = build_network(opt.network_g)
+    optimizer = build_optimizer(net, opt.train)
     base, new = optimizer.param_groups
     assert (base["lr"], new["lr"]) == (1e-3, 1e-2)
     names = {id(p): n for n, p in net.named_parameters()}
@@ -225,7 +226,7 @@ def test_new_parameters_get_their_own_learning_rate(tmp_path, data):
     assert new_names and all(n.startswith(("branch_weights.", "dual_attention.")) for n in new_names)
     assert len(base["params"]) + len(new["params"]) == len(list(net.parameters()))
     with pytest.raises(OptionsError, match="train.new_param_keys"):
-        build_optimizer(net, {**opt["train"], "new_param_keys": ["no_such_module"]})
+        build_optimizer(net, dataclasses.replace(opt.train, new_param_keys=["no_such_module"]))
 
 
 @pytest.mark.slow
@@ -422,3 +423,46 @@ def test_nan_in_the_input_images_stops_with_the_file_names(tmp_path, data, monke
     monkeypatch.setattr(train_data.SeededDataset, "__getitem__", poisoned)
     with pytest.raises(NonFiniteError, match=r"NaN/inf in the input images.*\.png"):
         train(tiny_options(tmp_path, data, **{"train.total_iter": 2}))
+
+
+# ------------------------------------------------------------------------------ speed switches
+def test_compile_option_calls_compile_model_in_place_and_logs_the_first_step_apart(
+    tmp_path, data, monkeypatch
+):
+    """``train.compile: blocks`` compiles the trained network in place (the saved keys stay those of the
+    plain network) and the first step, which compiles, is logged on its own line."""
+    from ehat import acceleration
+
+    calls = []
+
+    def fake_compile(net, mode, dynamic=None):
+        calls.append((net, mode))
+        return net
+
+    monkeypatch.setattr(acceleration, "compile_model", fake_compile)
+    out = train(tiny_options(tmp_path, data, **{"train.total_iter": 2, "train.compile": "blocks"}))
+    assert len(calls) == 1 and calls[0][1] == "blocks"
+    from ehat.archs import build_network
+
+    plain_keys = build_network(tiny_options(tmp_path, data)["network_g"]).state_dict().keys()
+    assert final_weights(out["root"]).keys() == plain_keys
+    (log,) = out["root"].glob("train_tiny_*.log")
+    assert "First step (torch.compile 'blocks' included)" in log.read_text()
+
+
+def test_compile_false_does_not_call_compile_model(tmp_path, data, monkeypatch):
+    from ehat import acceleration
+
+    monkeypatch.setattr(acceleration, "compile_model", lambda *a, **k: pytest.fail("compiled"))
+    train(tiny_options(tmp_path, data, **{"train.total_iter": 1, "train.compile": False}))
+
+
+def test_tf32_option_enables_tf32_for_the_run_only(tmp_path, data, monkeypatch):
+    from ehat import acceleration
+
+    calls = []
+    monkeypatch.setattr(acceleration, "enable_tf32", calls.append)
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    train(tiny_options(tmp_path, data, **{"train.total_iter": 1, "train.tf32": True}))
+    assert calls == [True]
+    assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == before

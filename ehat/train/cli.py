@@ -6,14 +6,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from ehat.train.options import load_options
-from ehat.train.schema import OptionsError
-from ehat.train.state import StateError
-
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        description="Train EHAT/HAT from a BasicSR-style YAML option file.",
+        description="Train EHAT/HAT from a BasicSR-style YAML option file (reference: docs/options.md).",
         epilog="Multi-GPU: torchrun --nproc_per_node=N train.py -opt <file> --launcher pytorch",
     )
     p.add_argument("-opt", "--opt", required=True, help="path to the YAML option file")
@@ -29,6 +25,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions a user's mistake or machine causes, printed as one line without a traceback:
+    :class:`~ehat.errors.EhatError`, ``OSError``, and the error classes of ehat modules that do not
+    derive from ``EhatError`` yet (each named here, never ``ValueError`` as a whole)."""
+    from ehat.checkpoints import CheckpointError
+    from ehat.data.image_io import ImageReadError
+    from ehat.data.pairing import DatasetError
+    from ehat.errors import EhatError
+
+    return (EhatError, OSError, CheckpointError, DatasetError, ImageReadError)
+
+
 def entry(argv: Sequence[str] | None = None) -> None:
     """:func:`main` then exit with its code (``train.py``; a child process target in tests)."""
     sys.exit(main(argv))
@@ -37,11 +45,9 @@ def entry(argv: Sequence[str] | None = None) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run training; returns the process exit code (0 done, 1 error, 128+signal when interrupted)."""
     import ehat  # noqa: F401  (torchvision alias for basicsr, registries)
-    from ehat.checkpoints import CheckpointError
-    from ehat.data.image_io import ImageReadError
-    from ehat.data.pairing import DatasetError
     from ehat.train import distributed as du
-    from ehat.train.trainer import NonFiniteError, Trainer, TrainingInterrupted
+    from ehat.train.options import load_options
+    from ehat.train.trainer import Trainer, TrainingInterrupted
 
     args = parse_args(argv)
     try:
@@ -50,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TrainingInterrupted as exc:
         print(exc, file=sys.stderr)
         return 128 + exc.signum
-    except (OptionsError, StateError, CheckpointError, NonFiniteError, DatasetError, ImageReadError) as exc:
+    except user_errors() as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:

@@ -15,11 +15,14 @@ import copy
 import math
 import random
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
+
+if TYPE_CHECKING:
+    from ehat.train.options import DatasetOptions, TrainDatasetOptions
 
 
 def sample_seed(seed: int, epoch: int, position: int) -> int:
@@ -95,19 +98,19 @@ class SeededDataset(Dataset):
             torch.set_rng_state(tch)
 
 
-def build_dataset(opt: dict) -> Dataset:
-    """basicsr's ``build_dataset`` for one validated dataset section (null values dropped). For
+def build_dataset(opt: DatasetOptions) -> Dataset:
+    """basicsr's ``build_dataset`` for one dataset section (its dict view, null values dropped). For
     basicsr's own dataset types, list-valued ``dataroot_gt`` / ``dataroot_lq`` / ``meta_info_file``
     build one dataset per entry, concatenated (DIV2K + LSDIR with PairedImageDataset); ehat's
     datasets take the lists themselves."""
     from basicsr.data import build_dataset as basicsr_build_dataset
     from basicsr.utils.registry import DATASET_REGISTRY
 
-    from ehat.train.options import lookup
+    from ehat.train.checks import lookup
 
     keys = ("dataroot_gt", "dataroot_lq", "meta_info_file")
-    clean = {k: v for k, v in opt.items() if v is not None}
-    takes_lists = not lookup(DATASET_REGISTRY, opt["type"]).__module__.startswith("basicsr.")
+    clean = {k: v for k, v in opt.to_dict().items() if v is not None}
+    takes_lists = not lookup(DATASET_REGISTRY, opt.type).__module__.startswith("basicsr.")
     lists = {} if takes_lists else {k: clean[k] for k in keys if isinstance(clean.get(k), list)}
     if not lists:
         return basicsr_build_dataset(copy.deepcopy(clean))
@@ -128,30 +131,39 @@ class TrainStream:
     position to store; :meth:`seek` restores it. Incomplete trailing batches are dropped.
     """
 
-    def __init__(self, dataset: Dataset, opt: dict, seed: int, num_replicas: int = 1, rank: int = 0) -> None:
-        self.batch_size = opt["batch_size_per_gpu"]
+    def __init__(
+        self, dataset: Dataset, opt: TrainDatasetOptions, seed: int, num_replicas: int = 1, rank: int = 0
+    ) -> None:
+        from ehat.train.options import OptionsError
+
+        self.batch_size = opt.batch_size_per_gpu
+        if len(dataset) == 0:
+            raise OptionsError(
+                "datasets.train.dataroot_gt", "the training set has no images: check the folders"
+            )
         self.sampler = ResumableSampler(
             len(dataset),
             seed,
-            shuffle=opt["use_shuffle"],
+            shuffle=opt.use_shuffle,
             num_replicas=num_replicas,
             rank=rank,
-            enlarge_ratio=opt["dataset_enlarge_ratio"],
+            enlarge_ratio=opt.dataset_enlarge_ratio,
         )
         if self.sampler.per_rank < self.batch_size:
-            raise ValueError(
-                f"datasets.train.batch_size_per_gpu ({self.batch_size}) exceeds the {self.sampler.per_rank} "
-                "samples per rank: use a smaller batch or a larger dataset_enlarge_ratio"
+            raise OptionsError(
+                "datasets.train.batch_size_per_gpu",
+                f"{self.batch_size} exceeds the {self.sampler.per_rank} samples per rank: use a smaller batch "
+                "or a larger dataset_enlarge_ratio",
             )
-        workers = opt["num_worker_per_gpu"]
+        workers = opt.num_worker_per_gpu
         self.loader = DataLoader(
             SeededDataset(dataset),
             batch_size=self.batch_size,
             sampler=self.sampler,
             num_workers=workers,
             drop_last=True,
-            pin_memory=opt["pin_memory"],
-            persistent_workers=opt["persistent_workers"] and workers > 0,
+            pin_memory=opt.pin_memory,
+            persistent_workers=opt.persistent_workers and workers > 0,
             generator=torch.Generator(),  # keep the global torch RNG untouched by iterator creation
         )
         self.epoch = 0

@@ -12,6 +12,12 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from ehat.errors import EhatError
+
+
+class LauncherError(EhatError):
+    """``--launcher`` given without the environment its launcher sets (torchrun, srun)."""
+
 
 def is_dist() -> bool:
     return dist.is_available() and dist.is_initialized()
@@ -51,7 +57,7 @@ def init_distributed(launcher: str, backend: str | None = None, port: int = 2950
         raise ValueError(f"unknown launcher {launcher!r}: use 'none', 'pytorch' (torchrun) or 'slurm'")
     for var in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
         if var not in os.environ:
-            raise RuntimeError(
+            raise LauncherError(
                 f"--launcher {launcher} but ${var} is not set: start with "
                 "'torchrun --nproc_per_node=N train.py -opt ... --launcher pytorch'"
             )

@@ -8,9 +8,12 @@ import sys
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ehat.train.options import TrainingOptions
 
 LOGGER_NAME = "ehat.train"
 
@@ -60,6 +63,11 @@ class IterTimer:
         self.times.append(dt)
         return dt
 
+    def discard_last(self) -> None:
+        """Drop the last interval from the average (the first step of a compiled network)."""
+        if self.times:
+            self.times.pop()
+
     def reset(self) -> None:
         """Forget time spent outside the loop (validation, checkpoints)."""
         self.last = time.perf_counter()
@@ -84,13 +92,13 @@ def format_line(
 class MetricWriter:
     """TensorBoard (``use_tb_logger``) and wandb (``logger.wandb.project``, when installed) sinks; rank 0 only."""
 
-    def __init__(self, opt: dict, tb_dir: Path, is_main: bool) -> None:
+    def __init__(self, opt: TrainingOptions, tb_dir: Path, is_main: bool) -> None:
         self.tb: Any = None
         self.wandb: Any = None
         if not is_main:
             return
         log = get_logger()
-        if opt["logger"]["use_tb_logger"]:
+        if opt.logger.use_tb_logger:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
@@ -99,8 +107,8 @@ class MetricWriter:
                 log.warning(
                     "logger.use_tb_logger is true but tensorboard is not installed: no TensorBoard logs"
                 )
-        wandb_opt = opt["logger"].get("wandb") or {}
-        if wandb_opt.get("project"):
+        wandb_opt = opt.logger.wandb
+        if wandb_opt is not None and wandb_opt.project:
             try:
                 import wandb
             except ImportError:
@@ -108,14 +116,16 @@ class MetricWriter:
                     "logger.wandb.project is set but wandb is not installed (pip install wandb): skipped"
                 )
             else:
-                resume_id = wandb_opt.get("resume_id")
+                from ehat.train.options import to_plain
+
+                resume_id = wandb_opt.resume_id
                 self.wandb = wandb.init(
-                    project=wandb_opt["project"],
-                    entity=wandb_opt.get("entity"),
-                    name=opt["name"],
+                    project=wandb_opt.project,
+                    entity=wandb_opt.entity,
+                    name=opt.name,
                     id=resume_id,
                     resume="allow" if resume_id else None,
-                    config=opt,
+                    config=to_plain(opt),
                 )
 
     def scalars(self, values: dict[str, float], it: int, prefix: str = "") -> None:

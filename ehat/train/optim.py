@@ -8,7 +8,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from ehat.train.schema import OptionsError
+from ehat.train.options import OptionsError, TrainOptions
 
 DEFAULT_NEW_PARAM_KEYS = ("branch_weights", "dual_attention")
 """Parameter-name fragments of what EHAT adds to HAT: BSA vectors and DANet dual attention."""
@@ -16,19 +16,18 @@ DEFAULT_NEW_PARAM_KEYS = ("branch_weights", "dual_attention")
 _SCHEDULER_PROGRESS = ("last_epoch", "_step_count", "_last_lr")
 
 
-def build_optimizer(model: nn.Module, train_opt: dict) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, train_opt: TrainOptions) -> torch.optim.Optimizer:
     """``train.optim_g`` over the trainable parameters of ``model``.
 
     With ``train.new_param_lr`` the parameters whose names contain a ``train.new_param_keys``
     fragment (default: BSA and dual attention) form a second group with that learning rate.
     """
-    kwargs = dict(train_opt["optim_g"])
-    cls = getattr(torch.optim, kwargs.pop("type"))
+    cls, kwargs = getattr(torch.optim, train_opt.optim_g.type), dict(train_opt.optim_g.args)
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    new_lr = train_opt.get("new_param_lr")
+    new_lr = train_opt.new_param_lr
     if new_lr is None:
         return cls([{"params": [p for _, p in named], "name": "base"}], **kwargs)
-    keys = tuple(train_opt.get("new_param_keys") or DEFAULT_NEW_PARAM_KEYS)
+    keys = tuple(train_opt.new_param_keys or DEFAULT_NEW_PARAM_KEYS)
     new = [p for n, p in named if any(k in n for k in keys)]
     if not new:
         raise OptionsError(
@@ -41,16 +40,16 @@ def build_optimizer(model: nn.Module, train_opt: dict) -> torch.optim.Optimizer:
 
 
 def build_scheduler(
-    optimizer: torch.optim.Optimizer, train_opt: dict
+    optimizer: torch.optim.Optimizer, train_opt: TrainOptions
 ) -> torch.optim.lr_scheduler.LRScheduler | None:
     """BasicSR's MultiStepRestartLR (also for ``MultiStepLR``) or CosineAnnealingRestartLR; None without one."""
     from basicsr.models import lr_scheduler
 
-    spec = train_opt.get("scheduler")
+    spec = train_opt.scheduler
     if spec is None:
         return None
-    kwargs = {k: v for k, v in spec.items() if k != "type"}
-    if spec["type"] == "CosineAnnealingRestartLR":
+    kwargs = dict(spec.args)
+    if spec.type == "CosineAnnealingRestartLR":
         return lr_scheduler.CosineAnnealingRestartLR(optimizer, **kwargs)
     return lr_scheduler.MultiStepRestartLR(optimizer, **kwargs)
 

@@ -1,398 +1,703 @@
-"""Load and validate a training option file (BasicSR's YAML format) before any heavy work.
+"""The typed options of ``train.py`` and ``test.py`` (BasicSR's YAML format), validated once at load.
 
-Every mistake is an :class:`OptionsError` naming the dotted key at fault, with the closest valid
-key for a typo: unknown keys, wrong types, out-of-range values, missing dataset folders and
-pretrained files, arch/optimizer/scheduler/loss/metric arguments the constructor does not take.
+:func:`load_options` returns a :class:`TrainingOptions`, :func:`load_test_options` a
+:class:`TestOptions`: frozen dataclasses read by attribute (``opt.train.total_iter``,
+``opt.datasets["train"].gt_size``). Every mistake is an :class:`OptionsError` naming the dotted key
+at fault, with the closest valid key of the same section for a typo: unknown keys, wrong types,
+out-of-range values, missing dataset folders and pretrained files, arch/optimizer/scheduler/loss/
+metric arguments the constructor does not take, BasicSR keys EHAT does not implement.
+``network_g`` stays a dict of constructor arguments (the constructor's signature is its schema).
+The option reference ``docs/options.md`` is generated from these classes
+(``scripts/generate_option_docs.py``).
 """
 
 from __future__ import annotations
 
-import difflib
-import inspect
+import dataclasses
 import os
 import re
-import typing
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, ClassVar
 
 import yaml
 
+from ehat.train.checks import (
+    BUILTIN_METRICS,
+    Metric,
+    check_loss,
+    check_metrics,
+    check_network,
+    check_optimizer,
+    check_scheduler,
+    lookup,
+    registered,
+    registry_names,
+)
 from ehat.train.schema import (
-    DATASET_COMMON,
-    DATASET_EXTRA,
-    DATASET_TRAIN,
-    REQUIRED,
-    SCHEDULERS,
-    TOP_LEVEL,
-    TRAIN_DYNAMIC,
+    Component,
     Field,
     OptionsError,
-    Section,
+    as_bool,
+    as_float,
+    as_int,
     as_str,
+    build,
+    converter,
+    int_or_auto,
+    list_of,
+    mapping,
+    option,
+    option_fields,
+    section,
+    str_or_list,
+    to_plain,
 )
 
-__all__ = ["OptionsError", "load_options", "validate_options", "experiments_root"]
+__all__ = [
+    "OptionsError",
+    "TestOptions",
+    "TrainingOptions",
+    "experiments_root",
+    "load_options",
+    "load_test_options",
+    "options_device",
+    "to_plain",
+    "validate_options",
+    "validate_test_options",
+]
 
+MODEL_TYPES = ("EHATModel", "SRModel", "HATModel")
+AMP_MODES = ("bf16", "fp16")
 _PHASE = re.compile(r"^(train|val|test)(_.+)?$")
 LOSS_KEYS = ("pixel_opt", "perceptual_opt")
-BUILTIN_METRICS = ("psnr", "psnr_y", "ssim_y")
-"""Metrics every validation reports (``ehat.evaluation.metrics.image_metrics``)."""
+GAN_NOT_SUPPORTED = (
+    "GAN training is not supported by EHAT yet (a later issue adds it): remove this key to train "
+    "with the pixel and perceptual losses"
+)
+NON_STRICT = (
+    "non-strict loading is not supported (it hides mistakes): convert the checkpoint with "
+    "ehat.checkpoints instead, or remove the key"
+)
 
 
-def _suggest(key: str, known: typing.Iterable[str]) -> str:
-    match = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
-    return f" (did you mean '{match[0]}'?)" if match else ""
+def _compile_modes() -> tuple[str, ...]:
+    from ehat.acceleration import COMPILE_MODES
+
+    return COMPILE_MODES
 
 
-def _unknown(prefix: str, key: Any, known: typing.Iterable[str], what: str = "key") -> OptionsError:
-    """An unknown key ``prefix.key``, with the closest valid one."""
-    shown = str(key) if str(key).strip() else repr(key)
-    dotted = f"{prefix}.{shown}" if prefix else shown
-    known = sorted(known)
-    hint = _suggest(str(key), known) or f"; valid {what}s: {', '.join(known[:30])}"
-    return OptionsError(dotted, f"unknown {what}{hint}")
+@converter("false | 'blocks' | 'full' (true = 'full')", bool, str)
+def as_compile_mode(value: Any, key: str) -> str:
+    """``train.compile``: YAML booleans kept for old configs (true -> 'full', false -> 'false')."""
+    if isinstance(value, bool):
+        return "full" if value else "false"
+    if isinstance(value, str) and value.lower() in _compile_modes():
+        return value.lower()
+    raise OptionsError(key, f"expected false, blocks or full (true means full), got {value!r}")
 
 
-def _unknown_value(key: str, value: str, known: typing.Iterable[str], what: str) -> OptionsError:
-    """An unknown name (network, optimizer, loss...) given as the value of ``key``."""
-    known = sorted(known)
-    hint = _suggest(value, known) or f"; valid: {', '.join(known[:30])}"
-    return OptionsError(key, f"unknown {what} {value!r}{hint}")
+# ------------------------------------------------------------------------------------ shared
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class WeightsPathOptions:
+    """Where the network's weights come from (shared by train and test options)."""
 
-
-def _registered(registry: Any, name: str) -> bool:
-    """Whether basicsr's ``registry.get(name)`` finds ``name`` (it also tries ``<name>_basicsr``)."""
-    return name in registry or f"{name}_basicsr" in registry
-
-
-def lookup(registry: Any, name: str) -> Any:
-    """``registry.get(name)`` without basicsr's fallback message on stdout."""
-    table = dict(iter(registry))
-    return table[name] if name in table else table[f"{name}_basicsr"]
-
-
-def _registry_names(registry: Any) -> list[str]:
-    return sorted({n[: -len("_basicsr")] if n.endswith("_basicsr") else n for n in registry.keys()})
-
-
-def _mapping(value: Any, key: str) -> dict:
-    if not isinstance(value, dict):
-        raise OptionsError(key or "<file>", f"expected a mapping of keys, got {type(value).__name__}")
-    for k in value:
-        if not isinstance(k, str):
-            raise OptionsError(f"{key}.{k!r}" if key else repr(k), "keys must be strings")
-    return value
-
-
-def _check_section(section: Section, value: Any, prefix: str, skip: typing.Iterable[str] = ()) -> dict | None:
-    """Validate ``value`` against ``section``; returns a new dict with defaults filled."""
-    if value is None:
-        if section.nullable:
-            return None
-        value = {}
-    value = _mapping(value, prefix)
-    skip = set(skip)
-    for k in value:
-        if k not in section.fields and k not in skip:
-            raise _unknown(prefix, k, list(section.fields) + sorted(skip))
-    out: dict[str, Any] = {}
-    for k, spec in section.fields.items():
-        dotted = f"{prefix}.{k}" if prefix else k
-        if isinstance(spec, Section):
-            out[k] = _check_section(spec, value.get(k), dotted)
-        elif k in value:
-            out[k] = spec.check(value[k], dotted)
-        elif spec.default is REQUIRED:
-            raise OptionsError(dotted, "is required")
-        else:
-            out[k] = spec.default
-    return out
-
-
-# ----------------------------------------------------------------------------------- constructors
-def _annotation_converter(annotation: Any) -> Callable[[Any, str], Any] | None:
-    """A converter for simple annotations (int, float, bool, str); None = not checked."""
-    from ehat.train import schema
-
-    return {int: schema.as_int, float: schema.as_float, bool: schema.as_bool, str: schema.as_str}.get(
-        annotation
+    pretrain_network_g: str | None = option(
+        as_str, None, nullable=True, doc="checkpoint to start from (BasicSR, HAT or EHAT layout)"
+    )
+    param_key_g: str = option(
+        as_str, "auto", doc="entry of the checkpoint to load: params_ema, params, or auto (params_ema first)"
+    )
+    strict_load_g: bool = option(
+        as_bool, True, refused=((False, NON_STRICT),), doc="only true: every key must match"
     )
 
 
-def check_kwargs(target: Callable, kwargs: dict, prefix: str, skip: tuple[str, ...] = ("self",)) -> None:
-    """Check that ``target(**kwargs)`` names real parameters, gives the required ones, and that values
-    for parameters annotated int/float/bool/str have that type. ``prefix`` is the section's key."""
-    try:
-        sig = inspect.signature(target)
-    except (TypeError, ValueError):  # builtins without a signature: nothing to check
-        return
-    params = {n: p for n, p in sig.parameters.items() if n not in skip}
-    accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    named = {n for n, p in params.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
-    for k in kwargs:
-        if k not in named and not accepts_any:
-            raise _unknown(prefix, k, named, what=f"argument of {getattr(target, '__name__', target)}")
-    for n, p in params.items():
-        if n in named and p.default is inspect.Parameter.empty and n not in kwargs:
-            raise OptionsError(f"{prefix}.{n}", f"is required by {getattr(target, '__name__', target)}")
-    try:
-        hints = typing.get_type_hints(target.__init__ if inspect.isclass(target) else target)
-    except Exception:  # unresolvable annotations: skip type checks  # noqa: BLE001
-        hints = {}
-    for k, v in kwargs.items():
-        convert = _annotation_converter(hints.get(k))
-        if convert is not None and v is not None:
-            convert(v, f"{prefix}.{k}")
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class IoBackendOptions:
+    type: str = option(as_str, "disk", choices=("disk", "lmdb"), doc="lmdb: the roots are .lmdb folders")
 
 
-def _typed_mapping(value: Any, key: str) -> tuple[str, dict]:
-    value = _mapping(value, key)
-    if "type" not in value:
-        raise OptionsError(f"{key}.type", "is required")
-    kind = as_str(value["type"], f"{key}.type")
-    return kind, {k: v for k, v in value.items() if k != "type"}
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DatasetOptions:
+    """One ``datasets.<phase>`` section. ``extra`` holds the keys only that dataset type takes;
+    :meth:`to_dict` is the dict basicsr's dataset classes are built from."""
 
+    REFUSED: ClassVar[dict[str, str]] = {}
 
-def _check_network(value: Any) -> dict:
-    """``network_g``: a registered class or a preset name, plus constructor arguments checked by name and,
-    where annotated int/float/bool/str, by type."""
-    from basicsr.utils.registry import ARCH_REGISTRY
-
-    import ehat.archs as archs
-
-    kind, kwargs = _typed_mapping(value, "network_g")
-    presets = archs.list_presets()
-    if kind in presets:
-        cls = lookup(ARCH_REGISTRY, archs.preset_config(kind)["type"])
-    elif _registered(ARCH_REGISTRY, kind):
-        cls = lookup(ARCH_REGISTRY, kind)
-    else:
-        raise _unknown_value("network_g.type", kind, _registry_names(ARCH_REGISTRY) + presets, "network type")
-    valid = archs.network_kwargs(cls)
-    for k in kwargs:
-        if k not in valid:
-            raise _unknown("network_g", k, valid, what=f"argument of {cls.__name__}")
-    hints: dict[str, Any] = {}
-    for klass in reversed(cls.__mro__):
-        if "__init__" in klass.__dict__ and klass.__module__.startswith("ehat"):
-            try:
-                hints.update(typing.get_type_hints(klass.__init__))
-            except Exception:  # noqa: BLE001  (unresolvable annotation: skip type checks)
-                pass
-    for k, v in kwargs.items():
-        convert = _annotation_converter(hints.get(k))
-        if convert is not None and v is not None:
-            convert(v, f"network_g.{k}")
-    return {"type": kind, **kwargs}
-
-
-def _check_optimizer(value: Any) -> dict:
-    import torch
-
-    kind, kwargs = _typed_mapping(value, "train.optim_g")
-    names = [
-        n for n, c in vars(torch.optim).items() if inspect.isclass(c) and issubclass(c, torch.optim.Optimizer)
-    ]
-    if kind not in names or kind == "Optimizer":
-        raise _unknown_value("train.optim_g.type", kind, [n for n in names if n != "Optimizer"], "optimizer")
-    check_kwargs(getattr(torch.optim, kind), kwargs, "train.optim_g", skip=("self", "params"))
-    if "lr" not in kwargs:
-        raise OptionsError("train.optim_g.lr", "is required")
-    return {"type": kind, **kwargs}
-
-
-def _check_scheduler(value: Any, total_iter: int) -> dict | None:
-    if value is None:
-        return None
-    from basicsr.models import lr_scheduler
-
-    kind, kwargs = _typed_mapping(value, "train.scheduler")
-    if kind not in SCHEDULERS:
-        raise _unknown_value("train.scheduler.type", kind, SCHEDULERS, "scheduler")
-    target = (
-        lr_scheduler.CosineAnnealingRestartLR
-        if kind == "CosineAnnealingRestartLR"
-        else lr_scheduler.MultiStepRestartLR
+    name: str | None = option(as_str, None, nullable=True, doc="shown in logs; default: the section's key")
+    type: str = option(as_str, doc="a dataset registered in basicsr's DATASET_REGISTRY")
+    dataroot_gt: str | list[str] | None = option(str_or_list, None, nullable=True, doc="HR folder(s)")
+    dataroot_lq: str | list[str] | None = option(str_or_list, None, nullable=True, doc="LR folder(s)")
+    meta_info_file: str | list[str] | None = option(
+        str_or_list, None, nullable=True, doc="image list(s), one per root"
     )
-    check_kwargs(target, kwargs, "train.scheduler", skip=("self", "optimizer", "last_epoch"))
-    from ehat.train.schema import as_float, as_int, list_of
+    filename_tmpl: str | None = option(as_str, None, nullable=True, doc="LR name from HR name, e.g. '{}x4'")
+    io_backend: IoBackendOptions = section(IoBackendOptions)
+    color: str | None = option(
+        as_str, None, nullable=True, choices=("y",), doc="basicsr's datasets only: train on the Y channel"
+    )
+    mean: list[float] | None = option(list_of(as_float), None, nullable=True, doc="basicsr's datasets only")
+    std: list[float] | None = option(list_of(as_float), None, nullable=True, doc="basicsr's datasets only")
+    bad_image: str | None = option(
+        as_str,
+        None,
+        nullable=True,
+        choices=("error", "skip"),
+        doc="EHAT's datasets only: stop on an unreadable image (error, default) or skip it",
+    )
+    scale: int | None = option(
+        as_int, None, nullable=True, doc="filled from the top-level scale (a different value is an error)"
+    )
+    phase: str | None = option(as_str, None, nullable=True, doc="filled from the section's key")
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
-    if kind == "CosineAnnealingRestartLR":
-        periods = list_of(as_int)(kwargs["periods"], "train.scheduler.periods")
-        weights = list_of(as_float)(kwargs.get("restart_weights", [1]), "train.scheduler.restart_weights")
-        if len(periods) != len(weights):
-            raise OptionsError("train.scheduler.restart_weights", "needs one weight per entry of 'periods'")
-        if sum(periods) < total_iter:
-            raise OptionsError(
-                "train.scheduler.periods", f"sum {sum(periods)} must cover train.total_iter ({total_iter})"
-            )
-    else:
-        list_of(as_int)(kwargs["milestones"], "train.scheduler.milestones")
-        restarts = list_of(as_int)(kwargs.get("restarts", [0]), "train.scheduler.restarts")
-        weights = list_of(as_float)(kwargs.get("restart_weights", [1]), "train.scheduler.restart_weights")
-        if len(restarts) != len(weights):
-            raise OptionsError("train.scheduler.restart_weights", "needs one weight per entry of 'restarts'")
-    return {"type": kind, **kwargs}
-
-
-def _check_loss(value: Any, key: str) -> dict | None:
-    if value is None:
-        return None
-    import basicsr.losses  # noqa: F401  (fills LOSS_REGISTRY)
-    from basicsr.utils.registry import LOSS_REGISTRY
-
-    kind, kwargs = _typed_mapping(value, key)
-    if not _registered(LOSS_REGISTRY, kind):
-        raise _unknown_value(f"{key}.type", kind, _registry_names(LOSS_REGISTRY), "loss")
-    check_kwargs(lookup(LOSS_REGISTRY, kind), kwargs, key)
-    return {"type": kind, **kwargs}
+    def to_dict(self) -> dict[str, Any]:
+        out = {name: to_plain(getattr(self, name)) for name in option_fields(type(self))}
+        return {**out, **self.extra}
 
 
-def _check_metrics(value: Any) -> dict | None:
-    if value is None:
-        return None
-    import basicsr.metrics  # noqa: F401  (fills METRIC_REGISTRY)
-    from basicsr.utils.registry import METRIC_REGISTRY
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainDatasetOptions(DatasetOptions):
+    """``datasets.train``: the common keys plus patch size, augmentation and loader settings."""
 
-    out = {}
-    for name, spec in _mapping(value, "val.metrics").items():
-        key = f"val.metrics.{name}"
-        kind, kwargs = _typed_mapping(spec, key)
-        if not _registered(METRIC_REGISTRY, kind):
-            raise _unknown_value(f"{key}.type", kind, _registry_names(METRIC_REGISTRY), "metric")
-        better = kwargs.pop("better", "higher")
-        if better not in ("higher", "lower"):
-            raise OptionsError(f"{key}.better", f"expected 'higher' or 'lower', got {better!r}")
-        check_kwargs(lookup(METRIC_REGISTRY, kind), kwargs, key, skip=("self", "img", "img2"))
-        out[name] = {"type": kind, "better": better, **kwargs}
-    return out
+    gt_size: int = option(as_int, minimum=1, doc="HR patch size (a multiple of scale)")
+    use_hflip: bool = option(as_bool, True, doc="random horizontal flips")
+    use_rot: bool = option(as_bool, True, doc="random 90-degree rotations and vertical flips")
+    use_shuffle: bool = option(as_bool, True)
+    num_worker_per_gpu: int = option(as_int, 0, minimum=0, doc="DataLoader workers per process")
+    batch_size_per_gpu: int = option(as_int, minimum=1)
+    dataset_enlarge_ratio: int = option(as_int, 1, minimum=1, doc="repeat the set this many times per epoch")
+    prefetch_mode: str | None = option(
+        as_str,
+        None,
+        nullable=True,
+        unsupported="the DataLoader's workers prefetch (num_worker_per_gpu, pin_memory); remove the key "
+        "or leave it null",
+    )
+    num_prefetch_queue: int | None = option(
+        as_int,
+        None,
+        nullable=True,
+        unsupported="belongs to BasicSR's prefetch_mode: cpu; the DataLoader's workers prefetch instead",
+    )
+    pin_memory: bool = option(as_bool, False)
+    persistent_workers: bool = option(as_bool, False)
+    check_images: str = option(
+        as_str, "header", choices=("header", "decode", "none"), doc="check every image before the first step"
+    )
 
 
-def _dataset_extra_keys(kind: str) -> dict[str, Field]:
-    """Keys a dataset type takes beyond BasicSR's: our table, or the class attribute ``OPTION_KEYS``."""
-    from basicsr.utils.registry import DATASET_REGISTRY
-
-    declared = getattr(lookup(DATASET_REGISTRY, kind), "OPTION_KEYS", None)
-    if isinstance(declared, dict):
-        return {k: v for k, v in declared.items() if isinstance(v, Field)}
-    return dict(DATASET_EXTRA.get(kind, {}))
+def _int_or_list(value: Any, key: str) -> int | list[int]:
+    return list_of(as_int)(value, key) if isinstance(value, (list, tuple)) else as_int(value, key)
 
 
-def _check_dataset(phase_key: str, value: Any, scale: int, check_paths: bool) -> dict:
+def _int_or_nulls(value: Any, key: str) -> int | list[int | None]:
+    if isinstance(value, (list, tuple)):
+        return [None if x is None else as_int(x, f"{key}[{i}]") for i, x in enumerate(value)]
+    return as_int(value, key)
+
+
+DATASET_EXTRA: dict[str, dict[str, Field]] = {
+    "MultiRootPairedDataset": {
+        "enlarge_ratio": Field(
+            converter("int | list[int]", int, float, list, tuple)(_int_or_list),
+            None,
+            nullable=True,
+            doc="per-root repetition (balances DIV2K against LSDIR)",
+        ),
+        "max_images": Field(
+            converter("int | list[int | null]", int, float, list, tuple)(_int_or_nulls),
+            None,
+            nullable=True,
+            doc="use at most this many images per root",
+        ),
+    },
+}
+"""Keys a dataset type takes beyond the common ones (kept in ``DatasetOptions.extra``)."""
+
+_BASICSR_ONLY = ("color", "mean", "std")
+
+
+def _dataset(phase_key: str, value: Any, scale: int, cls: type[DatasetOptions]) -> DatasetOptions:
+    """One dataset section: type checked against the registry, keys against ``cls``, filled fields."""
     import basicsr.data  # noqa: F401  (fills DATASET_REGISTRY)
     from basicsr.utils.registry import DATASET_REGISTRY
 
     prefix = f"datasets.{phase_key}"
-    value = _mapping(value, prefix)
-    kind = as_str(value.get("type"), f"{prefix}.type") if "type" in value else None
-    if kind is None:
+    value = mapping(value, prefix)
+    if "type" not in value:
         raise OptionsError(f"{prefix}.type", "is required")
-    if not _registered(DATASET_REGISTRY, kind):
-        raise _unknown_value(f"{prefix}.type", kind, _registry_names(DATASET_REGISTRY), "dataset type")
+    kind = as_str(value["type"], f"{prefix}.type")
+    if not registered(DATASET_REGISTRY, kind):
+        raise OptionsError(
+            f"{prefix}.type",
+            f"unknown dataset type {kind!r}" + _closest(kind, registry_names(DATASET_REGISTRY)),
+        )
+    ds = build(cls, value, prefix, extra=DATASET_EXTRA.get(kind))
     phase = phase_key.split("_")[0]
-    fields = dict(DATASET_COMMON)
-    if phase == "train":
-        fields.update(DATASET_TRAIN)
-    fields.update(_dataset_extra_keys(kind))
-    out = _check_section(Section(fields), value, prefix)
-    out["phase"] = phase
-    out["scale"] = scale
-    out["name"] = out["name"] or phase_key
-    if phase == "train" and out["gt_size"] % scale:
-        raise OptionsError(f"{prefix}.gt_size", f"{out['gt_size']} must be a multiple of scale {scale}")
-    gt, lq = out["dataroot_gt"], out["dataroot_lq"]
+    for key, given, filled in (("scale", ds.scale, scale), ("phase", ds.phase, phase)):
+        if given is not None and given != filled:
+            raise OptionsError(
+                f"{prefix}.{key}", f"is {given!r} but is filled with {filled!r}: remove the key"
+            )
+    ours = lookup(DATASET_REGISTRY, kind).__module__.startswith("ehat.")
+    for key in _BASICSR_ONLY if ours else ("bad_image",):
+        if getattr(ds, key) is not None:
+            owner = f"EHAT's {kind}" if ours else f"basicsr's {kind} (EHAT's datasets take it)"
+            raise OptionsError(f"{prefix}.{key}", f"not supported by {owner}: remove the key")
+    gt, lq = ds.dataroot_gt, ds.dataroot_lq
     if isinstance(gt, list) and isinstance(lq, list) and len(gt) != len(lq):
         raise OptionsError(f"{prefix}.dataroot_lq", f"has {len(lq)} entries but dataroot_gt has {len(gt)}")
-    if check_paths:
+    if isinstance(ds, TrainDatasetOptions) and ds.gt_size % scale:
+        raise OptionsError(f"{prefix}.gt_size", f"{ds.gt_size} must be a multiple of scale {scale}")
+    return dataclasses.replace(ds, name=ds.name or phase_key, phase=phase, scale=scale)
+
+
+def _closest(word: str, names: list[str]) -> str:
+    from ehat.errors import did_you_mean
+
+    return did_you_mean(word, names) or f"; valid: {', '.join(names[:30])}"
+
+
+@converter("mapping of section key -> dataset", dict)
+def check_datasets(value: Any, key: str, scale: int) -> dict[str, DatasetOptions]:
+    """``datasets``: ``train`` (required), ``val`` / ``val_<n>`` (validation), ``test_<n>``."""
+    out = {}
+    for phase_key, spec in mapping(value, key).items():
+        if not _PHASE.match(phase_key):
+            raise OptionsError(
+                f"{key}.{phase_key}", "dataset keys must be 'train', 'val', 'val_<n>' or 'test_<n>'"
+            )
+        cls = TrainDatasetOptions if phase_key == "train" else DatasetOptions
+        out[phase_key] = _dataset(phase_key, spec, scale, cls)
+    if "train" not in out:
+        raise OptionsError(f"{key}.train", "is required")
+    return out
+
+
+# ------------------------------------------------------------------------------------ training
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainPathOptions(WeightsPathOptions):
+    REFUSED: ClassVar[dict[str, str]] = {
+        k: GAN_NOT_SUPPORTED for k in ("pretrain_network_d", "param_key_d", "strict_load_d")
+    }
+
+    resume_state: str | None = option(
+        as_str, None, nullable=True, doc="training state to resume (see also --auto_resume)"
+    )
+    experiments_root: str | None = option(
+        as_str, None, nullable=True, doc="output folder; default: ./experiments/<name>"
+    )
+    tb_logger: str | None = option(
+        as_str, None, nullable=True, doc="TensorBoard folder; default: <experiments_root>/tb_logger"
+    )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainOptions:
+    """``train``: the loop, the optimizer, the schedule and the losses."""
+
+    REFUSED: ClassVar[dict[str, str]] = {
+        k: GAN_NOT_SUPPORTED for k in ("gan_opt", "optim_d", "net_d_iters", "net_d_init_iters")
+    }
+
+    ema_decay: float = option(as_float, 0.0, minimum=0.0, maximum=0.999999, doc="0 disables EMA")
+    total_iter: int = option(as_int, minimum=1, doc="iterations to train (1-based, like BasicSR)")
+    warmup_iter: int = option(as_int, -1, minimum=-1, doc="linear warm-up over this many iterations")
+    amp: str | None = option(
+        as_str, None, nullable=True, choices=AMP_MODES, doc="autocast dtype; null = fp32"
+    )
+    grad_clip: float | None = option(
+        as_float, None, nullable=True, minimum=0.0, doc="max global gradient norm"
+    )
+    grad_accum_steps: int = option(as_int, 1, minimum=1, doc="micro-batches per optimizer step")
+    compile: str = option(
+        as_compile_mode,
+        "false",
+        doc="torch.compile: 'blocks' compiles each HAB/OCAB in place, 'full' the whole forward; the "
+        "first step (compilation included) is logged apart",
+    )
+    tf32: bool = option(as_bool, False, doc="let CUDA matmuls and convolutions use TF32 during the run")
+    channels_last: bool = option(as_bool, False)
+    new_param_lr: float | None = option(
+        as_float, None, nullable=True, minimum=0.0, doc="learning rate of EHAT's new parameters (BSA, DANet)"
+    )
+    new_param_keys: list[str] | None = option(
+        list_of(as_str),
+        None,
+        nullable=True,
+        doc="parameter-name fragments that get new_param_lr; default: branch_weights, dual_attention",
+    )
+    on_nonfinite: str = option(
+        as_str, "stop", choices=("stop", "skip"), doc="a NaN/inf loss or gradient: stop, or skip the step"
+    )
+    deterministic: bool = option(as_bool, False, doc="torch deterministic algorithms (slower)")
+    optim_g: Component = option(check_optimizer, doc="a torch.optim class and its arguments; lr required")
+    scheduler: Component | None = option(
+        check_scheduler,
+        None,
+        nullable=True,
+        doc="MultiStepLR / MultiStepRestartLR / CosineAnnealingRestartLR (BasicSR's) and their arguments",
+    )
+    pixel_opt: Component | None = option(
+        check_loss, None, nullable=True, doc="a basicsr loss (L1Loss, MSELoss, CharbonnierLoss...)"
+    )
+    perceptual_opt: Component | None = option(
+        check_loss, None, nullable=True, doc="basicsr's PerceptualLoss and its arguments"
+    )
+
+    @property
+    def losses(self) -> dict[str, Component]:
+        """The configured losses by key (``pixel_opt``, ``perceptual_opt``)."""
+        return {k: getattr(self, k) for k in LOSS_KEYS if getattr(self, k) is not None}
+
+    def check(self, prefix: str) -> None:
+        if not self.losses:
+            raise OptionsError(
+                f"{prefix}.pixel_opt", "at least one loss (pixel_opt or perceptual_opt) is required"
+            )
+        if self.new_param_keys and self.new_param_lr is None:
+            raise OptionsError(f"{prefix}.new_param_lr", "is required when train.new_param_keys is given")
+        sch = self.scheduler
+        if (
+            sch is not None
+            and sch.type == "CosineAnnealingRestartLR"
+            and sum(sch.args["periods"]) < self.total_iter
+        ):
+            raise OptionsError(
+                f"{prefix}.scheduler.periods",
+                f"sum {sum(sch.args['periods'])} must cover train.total_iter ({self.total_iter})",
+            )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ValOptions:
+    """``val``: validation during training on every ``datasets.val*`` (absent or null: none)."""
+
+    val_freq: int | None = option(as_int, None, nullable=True, minimum=1, doc="validate every N iterations")
+    val_at_start: bool = option(as_bool, False, doc="validate before the first step (not on resume)")
+    save_img: bool = option(as_bool, False, doc="write SR images to visualization/<set>/")
+    pbar: bool = option(as_bool, True, doc="progress bar over the validation images")
+    tile: int | None = option(as_int, None, nullable=True, minimum=1, doc="LR tile size; null = whole image")
+    tile_overlap: int = option(as_int, 32, minimum=0, doc="LR pixels of overlap between tiles")
+    tb_images: int = option(as_int, 2, minimum=0, doc="SR samples per val set sent to TensorBoard")
+    best_metric: str = option(as_str, "psnr", doc="metric that picks net_g_best.pth (of the first val set)")
+    suffix: str | None = option(
+        as_str, None, nullable=True, doc="saved images are <name>_<suffix>.png; default: the iteration"
+    )
+    metrics: dict[str, Metric] | None = option(
+        check_metrics,
+        None,
+        nullable=True,
+        doc=f"basicsr metrics reported beside the built-in {', '.join(BUILTIN_METRICS)} (name -> type "
+        "+ arguments + better: higher|lower); a built-in name is refused",
+    )
+
+    def better(self, name: str) -> str:
+        """'higher' or 'lower': which way metric ``name`` improves."""
+        return self.metrics[name].better if self.metrics and name in self.metrics else "higher"
+
+    def check(self, prefix: str) -> None:
+        names = set(BUILTIN_METRICS) | set(self.metrics or {})
+        if self.best_metric not in names:
+            raise OptionsError(
+                f"{prefix}.best_metric",
+                f"unknown metric {self.best_metric!r}" + _closest(self.best_metric, sorted(names)),
+            )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class WandbOptions:
+    project: str | None = option(
+        as_str, None, nullable=True, doc="log to this wandb project (when installed)"
+    )
+    entity: str | None = option(as_str, None, nullable=True)
+    resume_id: str | None = option(as_str, None, nullable=True, doc="continue this wandb run")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LoggerOptions:
+    print_freq: int = option(as_int, 100, minimum=1, doc="log a line every N iterations")
+    save_checkpoint_freq: int = option(
+        as_int, 5000, minimum=1, doc="write net_g_<iter>.pth and a training state every N iterations"
+    )
+    keep_last: int = option(as_int, 3, minimum=1, doc="training states / net_g_<iter>.pth kept")
+    use_tb_logger: bool = option(as_bool, False, doc="TensorBoard scalars and sample images")
+    wandb: WandbOptions | None = section(WandbOptions, nullable=True)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DistParamsOptions:
+    backend: str | None = option(
+        as_str, None, nullable=True, choices=("nccl", "gloo"), doc="default: nccl with CUDA, else gloo"
+    )
+    port: int = option(as_int, 29500, minimum=1, maximum=65535, doc="MASTER_PORT under SLURM")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainingOptions:
+    """A whole training option file (``python train.py -opt <file>``)."""
+
+    REFUSED: ClassVar[dict[str, str]] = {"network_d": GAN_NOT_SUPPORTED}
+
+    name: str = option(
+        as_str, doc="experiment name; outputs go to experiments/<name> unless path.experiments_root"
+    )
+    model_type: str = option(
+        as_str, "EHATModel", choices=MODEL_TYPES, doc="BasicSR's model class; all three run the same loop"
+    )
+    scale: int = option(as_int, 4, minimum=1, doc="upscaling factor")
+    num_gpu: int | str = option(
+        int_or_auto, "auto", minimum=0, doc="0 = CPU; 'auto' = CUDA when available; N > 1 needs torchrun"
+    )
+    manual_seed: int | None = option(as_int, None, nullable=True, minimum=0, doc="null: a random seed")
+    is_train: bool = option(
+        as_bool,
+        True,
+        refused=((False, "train.py always trains: evaluate with test.py, or remove the key"),),
+        doc="BasicSR's flag; only true",
+    )
+    dist: bool | None = option(
+        as_bool,
+        None,
+        nullable=True,
+        doc="set by --launcher; when given, it must agree (true with pytorch/slurm)",
+    )
+    find_unused_parameters: bool = option(as_bool, False, doc="DistributedDataParallel's flag")
+    path: TrainPathOptions = section(TrainPathOptions)
+    network_g: dict[str, Any] = option(
+        check_network, doc="a network class or preset (type) and its constructor arguments"
+    )
+    datasets: dict[str, DatasetOptions] = option(
+        check_datasets, needs=("scale",), doc="train (required), val / val_<n> (validation sets)"
+    )
+    train: TrainOptions = section(TrainOptions, required=True)
+    val: ValOptions | None = section(ValOptions, nullable=True, doc="absent or null: no validation")
+    logger: LoggerOptions = section(LoggerOptions)
+    dist_params: DistParamsOptions = section(DistParamsOptions)
+
+    @property
+    def train_set(self) -> TrainDatasetOptions:
+        ds = self.datasets["train"]
+        assert isinstance(ds, TrainDatasetOptions)
+        return ds
+
+    @property
+    def val_sets(self) -> dict[str, DatasetOptions]:
+        """The ``datasets.val*`` sections (none when ``val`` is absent)."""
+        if self.val is None:
+            return {}
+        return {k: v for k, v in self.datasets.items() if k.startswith("val")}
+
+
+# ------------------------------------------------------------------------------------ test.py
+TEST_DATASET_TYPES = ("PairedImageDataset", "PairedValidationDataset", "SingleImageDataset")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TestIoBackendOptions:
+    __test__ = False  # not a pytest test class
+    type: str = option(
+        as_str,
+        "disk",
+        choices=("disk",),
+        refused=(
+            (
+                "lmdb",
+                "not supported by EHAT's test.py: it reads image folders; point dataroot_gt / dataroot_lq "
+                "at the PNG folders the LMDB was made from",
+            ),
+        ),
+        doc="only disk",
+    )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TestDatasetOptions:
+    """One ``datasets.test_<n>`` section: an LR folder, with the HR folder for metrics."""
+
+    __test__ = False  # not a pytest test class
+
+    name: str | None = option(as_str, None, nullable=True, doc="set name; default: the LR folder's name")
+    type: str = option(
+        as_str,
+        "PairedImageDataset",
+        choices=TEST_DATASET_TYPES,
+        doc="test.py pairs the folders by name itself; SingleImageDataset: no dataroot_gt",
+    )
+    dataroot_gt: str | None = option(as_str, None, nullable=True, doc="HR folder; null: no metrics")
+    dataroot_lq: str = option(as_str, doc="LR folder (names <name>.png or <name>x<scale>.png)")
+    io_backend: TestIoBackendOptions = section(TestIoBackendOptions)
+    filename_tmpl: str | None = option(
+        as_str, None, nullable=True, doc="only '{}' or '{}x<scale>': both are paired automatically"
+    )
+    phase: str | None = option(as_str, None, nullable=True, choices=("test",), doc="filled")
+    scale: int | None = option(as_int, None, nullable=True, doc="filled from the top-level scale")
+
+    def check(self, prefix: str) -> None:
+        if self.type == "SingleImageDataset" and self.dataroot_gt is not None:
+            raise OptionsError(
+                f"{prefix}.dataroot_gt", "SingleImageDataset takes no HR folder: remove the key"
+            )
+
+
+@converter("mapping of test_<n> -> dataset", dict)
+def check_test_datasets(value: Any, key: str, scale: int) -> dict[str, TestDatasetOptions]:
+    out = {}
+    for ds_key, spec in mapping(value, key).items():
+        prefix = f"{key}.{ds_key}"
+        ds = build(TestDatasetOptions, spec, prefix)
+        if ds.scale is not None and ds.scale != scale:
+            raise OptionsError(f"{prefix}.scale", f"is {ds.scale} but the top-level scale is {scale}")
+        if ds.filename_tmpl not in (None, "{}", f"{{}}x{scale}"):
+            raise OptionsError(
+                f"{prefix}.filename_tmpl",
+                f"not supported by EHAT's test.py: LR images are paired as <name> or <name>x{scale}; "
+                "remove the key",
+            )
+        name = ds.name or Path(ds.dataroot_lq).name
+        out[ds_key] = dataclasses.replace(ds, name=name, phase="test", scale=scale)
+    if not out:
+        raise OptionsError(key, "needs at least one test_<n> section")
+    return out
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TestMetricOptions:
+    __test__ = False  # not a pytest test class
+    type: str = option(as_str, choices=("calculate_psnr", "calculate_ssim"))
+    crop_border: int | None = option(as_int, None, nullable=True, doc="must equal scale (the default)")
+    test_y_channel: bool = option(as_bool, False, doc="on the Y channel (the benchmark convention)")
+    better: str = option(as_str, "higher", choices=("higher", "lower"))
+
+    @property
+    def field(self) -> str:
+        """The evaluation's column: psnr, psnr_y, ssim or ssim_y."""
+        base = "psnr" if self.type == "calculate_psnr" else "ssim"
+        return f"{base}_y" if self.test_y_channel else base
+
+
+@converter("mapping of name -> metric", dict)
+def check_test_metrics(value: Any, key: str) -> dict[str, TestMetricOptions]:
+    return {
+        name: build(TestMetricOptions, spec, f"{key}.{name}") for name, spec in mapping(value, key).items()
+    }
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TestValOptions:
+    __test__ = False  # not a pytest test class
+    save_img: bool = option(as_bool, False, doc="write the SR images to results/<name>/<set>/")
+    suffix: str | None = option(as_str, None, nullable=True, doc="SR images are named <image>_<suffix>.png")
+    self_ensemble: bool = option(as_bool, False, doc="x8 geometric self-ensemble")
+    metrics: dict[str, TestMetricOptions] | None = option(
+        check_test_metrics, None, nullable=True, doc="default: psnr and ssim on Y, crop scale"
+    )
+    pbar: bool = option(
+        as_bool,
+        False,
+        refused=(
+            (
+                True,
+                "not supported by EHAT's test.py: it logs one line per image; set false or remove the key",
+            ),
+        ),
+        doc="only false",
+    )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TileOptions:
+    tile_size: int | None = option(as_int, None, nullable=True, minimum=1, doc="LR tile; null = whole image")
+    tile_pad: int = option(as_int, 32, minimum=0, doc="LR pixels of overlap between tiles")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TestPathOptions(WeightsPathOptions):
+    __test__ = False  # not a pytest test class
+    results_root: str | None = option(
+        as_str, None, nullable=True, doc="results go to <results_root>/<name>/; default: results"
+    )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TestOptions:
+    """A whole test option file (``python test.py -opt <file>``)."""
+
+    __test__ = False  # not a pytest test class
+
+    name: str = option(as_str, doc="results go to <results_root>/<name>/")
+    model_type: str = option(as_str, "EHATModel", choices=MODEL_TYPES, doc="accepted for BasicSR configs")
+    scale: int = option(as_int, 4, minimum=1)
+    num_gpu: int | str = option(int_or_auto, "auto", minimum=0, doc="0 = CPU; 'auto' = CUDA when available")
+    device: str = option(as_str, "auto", doc="auto, cpu, cuda or cuda:N (num_gpu: 0 forces cpu)")
+    manual_seed: int | None = option(
+        as_int, None, nullable=True, minimum=0, doc="seeds the network's initialisation (no weights given)"
+    )
+    datasets: dict[str, TestDatasetOptions] = option(check_test_datasets, needs=("scale",))
+    network_g: dict[str, Any] = option(check_network, doc="as in training")
+    path: TestPathOptions = section(TestPathOptions)
+    val: TestValOptions = section(TestValOptions)
+    tile: TileOptions = section(TileOptions)
+    data_range: float | None = option(
+        as_float, None, nullable=True, minimum=1e-6, doc="input range; default 255 for RLFN, else 1"
+    )
+    precision: str = option(as_str, "fp32", choices=("fp32", "bf16", "fp16"), doc="autocast dtype")
+
+    def check(self, prefix: str) -> None:
+        for name, m in (self.val.metrics or {}).items():
+            if m.crop_border is not None and m.crop_border != self.scale:
+                raise OptionsError(
+                    f"val.metrics.{name}.crop_border", f"{m.crop_border} must equal scale ({self.scale})"
+                )
+
+
+# ------------------------------------------------------------------------------------ loading
+def _check_paths(opt: TrainingOptions | TestOptions) -> None:
+    """Require dataset folders, meta-info files and the weights / state files to exist."""
+    for phase_key, ds in opt.datasets.items():
         for k in ("dataroot_gt", "dataroot_lq", "meta_info_file"):
-            paths = out.get(k) or []
+            paths = getattr(ds, k, None) or []
             for i, p in enumerate(paths if isinstance(paths, list) else [paths]):
                 if not os.path.exists(p):
-                    where = f"{prefix}.{k}" + (f"[{i}]" if isinstance(paths, list) else "")
+                    where = f"datasets.{phase_key}.{k}" + (f"[{i}]" if isinstance(paths, list) else "")
                     raise OptionsError(
                         where, f"path does not exist: {p} (relative paths start at {os.getcwd()})"
                     )
-    return out
-
-
-def _check_datasets(value: Any, scale: int, check_paths: bool) -> dict:
-    value = _mapping(value, "datasets")
-    out = {}
-    for phase_key, spec in value.items():
-        if not _PHASE.match(phase_key):
+    for k in ("pretrain_network_g", "resume_state"):
+        p = getattr(opt.path, k, None)
+        if p is None:
+            continue
+        if os.path.isdir(p):
             raise OptionsError(
-                f"datasets.{phase_key}", "dataset keys must be 'train', 'val', 'val_<n>' or 'test_<n>'"
+                f"path.{k}", f"{p} is a folder: give the file inside it (e.g. a .pth / .state)"
             )
-        out[phase_key] = _check_dataset(phase_key, spec, scale, check_paths)
-    if "train" not in out:
-        raise OptionsError("datasets.train", "is required")
-    return out
+        if not os.path.isfile(p):
+            raise OptionsError(f"path.{k}", f"file does not exist: {p}")
 
 
-# --------------------------------------------------------------------------------------- public
-def validate_options(opt: Any, *, check_paths: bool = True) -> dict:
-    """Validate a parsed option mapping; returns a new dict with every default filled.
+def validate_options(opt: Any, *, check_paths: bool = True) -> TrainingOptions:
+    """Validate a parsed training option mapping into :class:`TrainingOptions` (defaults filled).
 
     ``check_paths``: also require dataset folders, meta-info files, ``path.pretrain_network_g`` and
     ``path.resume_state`` to exist (turn off to check a config written for another machine).
     Raises :class:`OptionsError` naming the key.
     """
-    opt = _mapping(opt, "")
-    dynamic = ("datasets", "network_g", "val", "train")
-    top = Section({k: v for k, v in TOP_LEVEL.fields.items() if k not in dynamic})
-    out = _check_section(top, {k: v for k, v in opt.items() if k not in dynamic}, "", skip=dynamic)
-    if "network_g" not in opt:
-        raise OptionsError("network_g", "is required")
-    if "datasets" not in opt:
-        raise OptionsError("datasets", "is required")
-    if "train" not in opt:
-        raise OptionsError("train", "is required")
-    train_in = _mapping(opt["train"], "train")
-    losses = [k for k in train_in if k.endswith("_opt")]
-    out["train"] = _check_section(
-        TOP_LEVEL.fields["train"], train_in, "train", skip=TRAIN_DYNAMIC + tuple(losses)
-    )
-    if "optim_g" not in train_in:
-        raise OptionsError("train.optim_g", "is required")
-    out["train"]["optim_g"] = _check_optimizer(train_in["optim_g"])
-    out["train"]["scheduler"] = _check_scheduler(train_in.get("scheduler"), out["train"]["total_iter"])
-    for k in losses:
-        if k not in LOSS_KEYS:
-            raise _unknown("train", k, LOSS_KEYS, what="loss key")
-        out["train"][k] = _check_loss(train_in[k], f"train.{k}")
-    if not any(out["train"].get(k) for k in LOSS_KEYS):
-        raise OptionsError("train.pixel_opt", "at least one loss (pixel_opt or perceptual_opt) is required")
-    if out["train"]["new_param_keys"] and out["train"]["new_param_lr"] is None:
-        raise OptionsError("train.new_param_lr", "is required when train.new_param_keys is given")
-
-    val_in = opt.get("val")
-    val_in = _mapping(val_in, "val") if val_in is not None else None
-    out["val"] = _check_section(TOP_LEVEL.fields["val"], val_in, "val", skip=("metrics",))
-    if out["val"] is not None:
-        out["val"]["metrics"] = _check_metrics(val_in.get("metrics"))
-        names = set(BUILTIN_METRICS) | set(out["val"]["metrics"] or {})
-        if out["val"]["best_metric"] not in names:
-            raise _unknown_value("val.best_metric", out["val"]["best_metric"], names, "metric")
-
-    out["network_g"] = _check_network(opt["network_g"])
-    out["datasets"] = _check_datasets(opt["datasets"], out["scale"], check_paths)
-    if out["path"]["strict_load_g"] is False:
-        raise OptionsError(
-            "path.strict_load_g",
-            "non-strict loading is not supported (it hides mistakes): convert the checkpoint with "
-            "ehat.checkpoints instead, or remove the key",
-        )
+    out = build(TrainingOptions, opt, "")
     if check_paths:
-        for k in ("pretrain_network_g", "resume_state"):
-            p = out["path"][k]
-            if p is not None and not os.path.isfile(p):
-                raise OptionsError(f"path.{k}", f"file does not exist: {p}")
+        _check_paths(out)
     return out
 
 
-def load_options(path: str | os.PathLike, *, check_paths: bool = True) -> dict:
-    """Read a YAML option file with ``yaml.safe_load`` and validate it (see :func:`validate_options`)."""
-    path = Path(path)
+def validate_test_options(opt: Any, *, check_paths: bool = True) -> TestOptions:
+    """Validate a parsed ``test.py`` option mapping into :class:`TestOptions` (the same machinery)."""
+    out = build(TestOptions, opt, "")
+    if check_paths:
+        _check_paths(out)
+    return out
+
+
+def _read_yaml(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -403,13 +708,47 @@ def load_options(path: str | os.PathLike, *, check_paths: bool = True) -> dict:
         raise OptionsError("<file>", f"{path} is not valid YAML: {exc}") from exc
     if raw is None:
         raise OptionsError("<file>", f"{path} is empty")
+    return raw
+
+
+def _load(path: str | os.PathLike, validate: Any, check_paths: bool) -> Any:
+    path = Path(path)
+    raw = _read_yaml(path)
     try:
-        return validate_options(raw, check_paths=check_paths)
+        return validate(raw, check_paths=check_paths)
     except OptionsError as exc:
         raise OptionsError(exc.key, f"{exc.message} (in {path})") from None
 
 
-def experiments_root(opt: dict) -> Path:
+def load_options(path: str | os.PathLike, *, check_paths: bool = True) -> TrainingOptions:
+    """Read a YAML training option file with ``yaml.safe_load`` and validate it (:func:`validate_options`)."""
+    return _load(path, validate_options, check_paths)
+
+
+def load_test_options(path: str | os.PathLike, *, check_paths: bool = True) -> TestOptions:
+    """Read a YAML ``test.py`` option file and validate it (:func:`validate_test_options`)."""
+    return _load(path, validate_test_options, check_paths)
+
+
+def experiments_root(opt: TrainingOptions) -> Path:
     """Where a run writes: ``path.experiments_root``, else ``./experiments/<name>`` (current folder)."""
-    root = opt["path"].get("experiments_root")
-    return Path(root) if root else Path.cwd() / "experiments" / opt["name"]
+    root = opt.path.experiments_root
+    return Path(root) if root else Path.cwd() / "experiments" / opt.name
+
+
+def options_device(num_gpu: int | str, device: str = "auto") -> Any:
+    """The torch device for ``num_gpu`` (0 = CPU, auto, N) and ``device`` (test options), through
+    :func:`ehat.device.resolve_device`; a device this machine lacks is an OptionsError."""
+    from ehat.device import DeviceError, resolve_device
+
+    if num_gpu == 0:
+        choice, key = "cpu", "num_gpu"
+    elif device != "auto":
+        choice, key = device, "device"
+    else:
+        choice, key = ("auto" if num_gpu == "auto" else "cuda"), "num_gpu"
+    try:
+        return resolve_device(choice)
+    except DeviceError as exc:
+        value = num_gpu if key == "num_gpu" else device
+        raise OptionsError(key, f"is {value!r}: {exc}; set num_gpu: 0 to run on the CPU") from None

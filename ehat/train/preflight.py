@@ -17,11 +17,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from torch.utils.data import ConcatDataset, Dataset
 
 from ehat.data.image_io import ImageReadError, decode_image, read_bytes, read_image_size
 from ehat.data.pairing import DatasetError
+
+if TYPE_CHECKING:
+    from ehat.train.options import TrainDatasetOptions
 
 CHECK_MODES = ("header", "decode", "none")
 _LIST_LIMIT = 20
@@ -73,15 +77,15 @@ def pair_problem(gt_path: str, lq_path: str | None, scale: int, gt_size: int, mo
     return None
 
 
-def check_training_images(dataset: Dataset, opt: dict, scale: int, log: logging.Logger) -> list[str]:
-    """Check ``dataset``'s images per ``opt['check_images']`` (``opt`` = ``datasets.train``).
+def check_training_images(
+    dataset: Dataset, opt: TrainDatasetOptions, scale: int, log: logging.Logger
+) -> list[str]:
+    """Check ``dataset``'s images per ``opt.check_images`` (``opt`` = ``datasets.train``).
 
     Returns the problems found (also logged). Raises :class:`DatasetError` naming every bad file
-    when there is any and ``opt['bad_image']`` is not ``'skip'``.
+    when there is any and ``opt.bad_image`` is not ``'skip'``.
     """
-    mode = opt.get("check_images") or "header"
-    if mode not in CHECK_MODES:
-        raise DatasetError(f"datasets.train.check_images must be one of {CHECK_MODES}, got {mode!r}")
+    mode = opt.check_images
     if mode == "none":
         log.info("Training images not checked (datasets.train.check_images: none)")
         return []
@@ -90,7 +94,7 @@ def check_training_images(dataset: Dataset, opt: dict, scale: int, log: logging.
     if any(p is None for p in listed):
         log.info("Training images not checked before the first step: only folder datasets can be listed")
         return []
-    gt_size = int(opt["gt_size"])
+    gt_size = opt.gt_size
     problems, count = [], 0
     for pairs in listed:
         for gt_path, lq_path in pairs:
@@ -104,7 +108,7 @@ def check_training_images(dataset: Dataset, opt: dict, scale: int, log: logging.
     shown = "\n  ".join(problems[:_LIST_LIMIT])
     more = f"\n  ... and {len(problems) - _LIST_LIMIT} more" if len(problems) > _LIST_LIMIT else ""
     summary = f"{len(problems)} of {count} training pair(s) are unusable ({mode} check):\n  {shown}{more}"
-    if opt.get("bad_image") == "skip":
+    if opt.bad_image == "skip":
         log.warning(f"{summary}\nbad_image: skip: these images will be skipped when drawn")
         return problems
     raise DatasetError(

@@ -1,22 +1,51 @@
-"""The typed schema of a training option file: every known key, its type, default and range.
+"""The machinery of typed option files: converters, per-key specs, and one validator for every section.
 
-The format is BasicSR's (so HAT/BasicSR configs port with minimal edits) plus our loop's keys.
-Sections whose keys are free-form (``network_g``, ``train.optim_g``, ``train.scheduler``, losses,
-``val.metrics``, dataset phases) are checked in :mod:`ehat.train.options` against the constructor
-they feed.
+An options class is a frozen, keyword-only dataclass whose fields are declared with :func:`option`
+(a value: converter, default, range, allowed values, doc) or :func:`section` (a nested options
+class). :func:`build` turns a parsed YAML mapping into an instance: unknown keys are refused with
+the closest key of the same section and kind, every value is converted and range-checked, defaults
+are filled, then the class's ``check(prefix)`` runs its cross-key rules. Every mistake is an
+:class:`OptionsError` naming the dotted key. The training and test option classes live in
+:mod:`ehat.train.options`; ``docs/options.md`` is generated from the same field specs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
-REQUIRED = object()
+from ehat.errors import EhatError, did_you_mean
+
+__all__ = [
+    "REQUIRED",
+    "Component",
+    "Field",
+    "OptionsError",
+    "as_bool",
+    "as_float",
+    "as_int",
+    "as_str",
+    "build",
+    "int_or_auto",
+    "list_of",
+    "option",
+    "option_fields",
+    "section",
+    "str_or_list",
+    "to_plain",
+]
+
+REQUIRED: Any = type("Required", (), {"__repr__": lambda self: "REQUIRED"})()
 """Marker: a key without a default must be given."""
 
+T = TypeVar("T")
+Converter = Callable[..., Any]
 
-class OptionsError(ValueError):
+
+class OptionsError(EhatError):
     """An invalid option file. ``key`` is the dotted path of the offending key (e.g. ``train.total_iter``)."""
 
     def __init__(self, key: str, message: str) -> None:
@@ -30,6 +59,20 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+# ------------------------------------------------------------------------------------ converters
+def converter(label: str, *types: type) -> Callable[[T], T]:
+    """Tag a converter with the type name the docs show and the Python types it can accept
+    (used to suggest only keys of the same kind for a typo)."""
+
+    def tag(fn: T) -> T:
+        fn.label = label  # type: ignore[attr-defined]
+        fn.types = types  # type: ignore[attr-defined]
+        return fn
+
+    return tag
+
+
+@converter("int", int, float)
 def as_int(value: Any, key: str) -> int:
     """An int; integral floats such as YAML's ``!!float 5e3`` are accepted (BasicSR configs use them)."""
     if isinstance(value, bool):
@@ -41,6 +84,7 @@ def as_int(value: Any, key: str) -> int:
     raise OptionsError(key, f"expected an integer, got {_describe(value)}")
 
 
+@converter("float", int, float)
 def as_float(value: Any, key: str) -> float:
     """A finite float (ints accepted)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -50,21 +94,24 @@ def as_float(value: Any, key: str) -> float:
     return float(value)
 
 
+@converter("bool", bool)
 def as_bool(value: Any, key: str) -> bool:
     if not isinstance(value, bool):
         raise OptionsError(key, f"expected true or false, got {_describe(value)}")
     return value
 
 
+@converter("str", str)
 def as_str(value: Any, key: str) -> str:
     if not isinstance(value, str) or not value:
         raise OptionsError(key, f"expected a non-empty string, got {_describe(value)}")
     return value
 
 
-def list_of(convert: Callable[[Any, str], Any]) -> Callable[[Any, str], list]:
+def list_of(convert: Converter) -> Converter:
     """A list whose items pass ``convert`` (a scalar is not promoted)."""
 
+    @converter(f"list[{getattr(convert, 'label', 'any')}]", list, tuple)
     def check(value: Any, key: str) -> list:
         if not isinstance(value, (list, tuple)):
             raise OptionsError(key, f"expected a list, got {_describe(value)}")
@@ -73,6 +120,7 @@ def list_of(convert: Callable[[Any, str], Any]) -> Callable[[Any, str], list]:
     return check
 
 
+@converter("str | list[str]", str, list, tuple)
 def str_or_list(value: Any, key: str) -> str | list[str]:
     """A path or a list of paths (several folders concatenated)."""
     if isinstance(value, (list, tuple)):
@@ -82,30 +130,77 @@ def str_or_list(value: Any, key: str) -> str | list[str]:
     return as_str(value, key)
 
 
+@converter("int | 'auto'", int, float, str)
 def int_or_auto(value: Any, key: str) -> int | str:
     if value == "auto":
         return "auto"
     return as_int(value, key)
 
 
+# ------------------------------------------------------------------------------------ key specs
+def _kind_of_type(t: type) -> str:
+    return "mapping" if issubclass(t, Mapping) else "list" if issubclass(t, (list, tuple)) else "scalar"
+
+
+def _kind(value: Any) -> str:
+    return _kind_of_type(type(value))
+
+
 @dataclass(frozen=True)
 class Field:
-    """One option key: a converter (raises OptionsError), a default, optional bounds and choices."""
+    """One option key.
 
-    convert: Callable[[Any, str], Any]
+    ``convert(value, key, **needs)`` raises OptionsError; ``needs`` names sibling keys (declared
+    earlier) whose converted values it receives. ``refused``: (value, message) pairs of values that
+    are valid YAML but not supported; ``unsupported``: a BasicSR key EHAT does not implement (any
+    non-null value is refused with this reason). ``section``: a nested options class instead of a
+    converter.
+    """
+
+    convert: Converter | None
     default: Any = REQUIRED
     nullable: bool = False
     choices: tuple = ()
     minimum: float | None = None
     maximum: float | None = None
     doc: str = ""
+    refused: tuple[tuple[Any, str], ...] = ()
+    unsupported: str = ""
+    needs: tuple[str, ...] = ()
+    section: type | None = None
 
-    def check(self, value: Any, key: str) -> Any:
+    @property
+    def label(self) -> str:
+        """The type as the docs show it."""
+        label = self.section.__name__ if self.section else getattr(self.convert, "label", "mapping")
+        return f"{label} | null" if self.nullable else label
+
+    def accepts_kind(self, value: Any) -> bool:
+        """Whether ``value`` is of a kind this key takes: a mapping, a list or a scalar (YAML's scalars
+        are loosely typed, so any scalar counts; null counts everywhere)."""
+        if value is None:
+            return True
+        if self.section is not None:
+            return _kind(value) == "mapping"
+        types = getattr(self.convert, "types", None)
+        return types is None or _kind(value) in {_kind_of_type(t) for t in types}
+
+    def parse(self, value: Any, key: str, siblings: Mapping[str, Any]) -> Any:
+        if self.unsupported and value is not None:
+            raise OptionsError(key, f"not supported by EHAT: {self.unsupported}")
+        if self.section is not None:
+            if value is None and self.nullable:
+                return None
+            return build(self.section, {} if value is None else value, key)
         if value is None:
             if self.nullable:
                 return None
             raise OptionsError(key, "must not be empty (null)")
-        out = self.convert(value, key)
+        for refused, message in self.refused:
+            if value == refused and type(value) is type(refused):
+                raise OptionsError(key, message)
+        assert self.convert is not None
+        out = self.convert(value, key, **{n: siblings[n] for n in self.needs})
         if self.choices and out not in self.choices:
             raise OptionsError(key, f"{_describe(out)} is not one of {list(self.choices)}")
         for v in out if isinstance(out, list) else [out]:
@@ -117,149 +212,121 @@ class Field:
         return out
 
 
+def option(convert: Converter, default: Any = REQUIRED, **spec: Any) -> Any:
+    """A dataclass field for one option key (see :class:`Field` for ``spec``)."""
+    meta = {"option": Field(convert, default, **spec)}
+    if default is REQUIRED:
+        return dataclasses.field(metadata=meta)
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def section(cls: type, *, nullable: bool = False, required: bool = False, doc: str = "") -> Any:
+    """A dataclass field holding a nested options class (``null`` or absent = defaults, or None
+    when ``nullable``)."""
+    default = REQUIRED if required else (None if nullable else dataclasses.MISSING)
+    meta = {"option": Field(None, default, nullable=nullable, doc=doc, section=cls)}
+    if required:
+        return dataclasses.field(metadata=meta)
+    if nullable:
+        return dataclasses.field(default=None, metadata=meta)
+    return dataclasses.field(default_factory=cls, metadata=meta)
+
+
+def option_fields(cls: type) -> dict[str, Field]:
+    """The option keys of an options class, in declaration order."""
+    return {f.name: f.metadata["option"] for f in dataclasses.fields(cls) if "option" in f.metadata}
+
+
 @dataclass(frozen=True)
-class Section:
-    """A mapping of known keys. ``nullable``: the whole section may be null/absent (then None)."""
+class Component:
+    """A ``{type: Name, **arguments}`` mapping (optimizer, scheduler, loss) checked against Name's
+    constructor; ``args`` are the constructor's keyword arguments."""
 
-    fields: dict[str, Field | Section] = field(default_factory=dict)
-    nullable: bool = False
+    type: str
+    args: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, **self.args}
 
 
-MODEL_TYPES = ("EHATModel", "SRModel", "HATModel")
-AMP_MODES = ("bf16", "fp16")
-SCHEDULERS = ("MultiStepLR", "MultiStepRestartLR", "CosineAnnealingRestartLR")
+# ------------------------------------------------------------------------------------ validation
+def mapping(value: Any, key: str) -> dict:
+    """``value`` as a dict with string keys, else OptionsError at ``key``."""
+    if not isinstance(value, dict):
+        raise OptionsError(key or "<file>", f"expected a mapping of keys, got {type(value).__name__}")
+    for k in value:
+        if not isinstance(k, str):
+            raise OptionsError(f"{key}.{k!r}" if key else repr(k), "keys must be strings")
+    return value
 
-TOP_LEVEL = Section(
-    {
-        "name": Field(
-            as_str, doc="experiment name; outputs go to experiments/<name> unless path.experiments_root"
-        ),
-        "model_type": Field(as_str, "EHATModel", choices=MODEL_TYPES),
-        "scale": Field(as_int, 4, minimum=1),
-        "num_gpu": Field(int_or_auto, "auto", minimum=0, doc="0 = CPU; 'auto' = CUDA when available"),
-        "manual_seed": Field(as_int, None, nullable=True, minimum=0),
-        "is_train": Field(as_bool, True, doc="accepted for BasicSR compatibility; ignored"),
-        "dist": Field(as_bool, False, doc="accepted for BasicSR compatibility; set by --launcher"),
-        "find_unused_parameters": Field(as_bool, False),
-        "path": Section(
-            {
-                "pretrain_network_g": Field(as_str, None, nullable=True),
-                "param_key_g": Field(as_str, "auto"),
-                "strict_load_g": Field(as_bool, True),
-                "resume_state": Field(as_str, None, nullable=True),
-                "experiments_root": Field(as_str, None, nullable=True),
-                "tb_logger": Field(as_str, None, nullable=True, doc="default: <experiments_root>/tb_logger"),
-            }
-        ),
-        "train": Section(
-            {
-                "ema_decay": Field(as_float, 0.0, minimum=0.0, maximum=0.999999, doc="0 disables EMA"),
-                "total_iter": Field(as_int, minimum=1),
-                "warmup_iter": Field(as_int, -1, minimum=-1, doc="linear warm-up over this many iterations"),
-                "amp": Field(as_str, None, nullable=True, choices=AMP_MODES),
-                "grad_clip": Field(as_float, None, nullable=True, minimum=0.0, doc="max global grad norm"),
-                "grad_accum_steps": Field(as_int, 1, minimum=1),
-                "compile": Field(as_bool, False),
-                "channels_last": Field(as_bool, False),
-                "new_param_lr": Field(as_float, None, nullable=True, minimum=0.0),
-                "new_param_keys": Field(list_of(as_str), None, nullable=True),
-                "on_nonfinite": Field(as_str, "stop", choices=("stop", "skip")),
-                "deterministic": Field(as_bool, False),
-            }
-        ),
-        "val": Section(
-            {
-                "val_freq": Field(as_int, None, nullable=True, minimum=1),
-                "val_at_start": Field(as_bool, False),
-                "save_img": Field(as_bool, False),
-                "pbar": Field(as_bool, True),
-                "tile": Field(as_int, None, nullable=True, minimum=1, doc="LR tile size; null = whole image"),
-                "tile_overlap": Field(as_int, 32, minimum=0),
-                "tb_images": Field(as_int, 2, minimum=0, doc="SR samples per val set sent to TensorBoard"),
-                "best_metric": Field(as_str, "psnr"),
-                "suffix": Field(as_str, None, nullable=True),
-            },
-            nullable=True,
-        ),
-        "logger": Section(
-            {
-                "print_freq": Field(as_int, 100, minimum=1),
-                "save_checkpoint_freq": Field(as_int, 5000, minimum=1),
-                "keep_last": Field(as_int, 3, minimum=1, doc="training states / net_g_<iter>.pth kept"),
-                "use_tb_logger": Field(as_bool, False),
-                "wandb": Section(
-                    {
-                        "project": Field(as_str, None, nullable=True),
-                        "entity": Field(as_str, None, nullable=True),
-                        "resume_id": Field(as_str, None, nullable=True),
-                    },
-                    nullable=True,
-                ),
-            }
-        ),
-        "dist_params": Section(
-            {
-                "backend": Field(as_str, None, nullable=True, choices=("nccl", "gloo")),
-                "port": Field(as_int, 29500, minimum=1, maximum=65535),
-            }
-        ),
-    }
-)
-"""Sections checked field by field. ``datasets``, ``network_g`` and the free-form parts of ``train``
-and ``val`` are added by the validator."""
 
-TRAIN_DYNAMIC = ("optim_g", "scheduler")
-"""Keys of ``train`` that are mappings checked against a constructor (plus any ``*_opt`` loss)."""
+def _join(prefix: str, key: Any) -> str:
+    shown = str(key) if str(key).strip() else repr(key)
+    return f"{prefix}.{shown}" if prefix else shown
 
-DATASET_COMMON = {
-    "name": Field(as_str, None, nullable=True),
-    "type": Field(as_str),
-    "dataroot_gt": Field(str_or_list, None, nullable=True),
-    "dataroot_lq": Field(str_or_list, None, nullable=True),
-    "meta_info_file": Field(str_or_list, None, nullable=True),
-    "filename_tmpl": Field(as_str, None, nullable=True),
-    "io_backend": Section({"type": Field(as_str, "disk", choices=("disk", "lmdb"))}),
-    "color": Field(as_str, None, nullable=True, choices=("y",)),
-    "mean": Field(list_of(as_float), None, nullable=True),
-    "std": Field(list_of(as_float), None, nullable=True),
-    "scale": Field(as_int, None, nullable=True, doc="filled from the top-level scale"),
-    "phase": Field(as_str, None, nullable=True, doc="filled from the dataset's key"),
-}
-DATASET_TRAIN = {
-    "gt_size": Field(as_int, minimum=1),
-    "use_hflip": Field(as_bool, True),
-    "use_rot": Field(as_bool, True),
-    "use_shuffle": Field(as_bool, True),
-    "num_worker_per_gpu": Field(as_int, 0, minimum=0),
-    "batch_size_per_gpu": Field(as_int, minimum=1),
-    "dataset_enlarge_ratio": Field(as_int, 1, minimum=1),
-    "prefetch_mode": Field(as_str, None, nullable=True, choices=("cpu", "cuda")),
-    "num_prefetch_queue": Field(as_int, 1, minimum=1),
-    "pin_memory": Field(as_bool, False),
-    "persistent_workers": Field(as_bool, False),
-    "check_images": Field(
-        as_str, "header", choices=("header", "decode", "none"), doc="check every image before the first step"
-    ),
-}
 
-_int_or_list = Field(
-    lambda v, k: list_of(as_int)(v, k) if isinstance(v, (list, tuple)) else as_int(v, k), None, nullable=True
-)
-DATASET_EXTRA = {
-    "MultiRootPairedDataset": {
-        "enlarge_ratio": _int_or_list,
-        "max_images": Field(
-            lambda v, k: (
-                [None if x is None else as_int(x, f"{k}[{i}]") for i, x in enumerate(v)]
-                if isinstance(v, (list, tuple))
-                else as_int(v, k)
-            ),
-            None,
-            nullable=True,
-        ),
-        "bad_image": Field(as_str, None, nullable=True, choices=("error", "skip")),
-    },
-    "PairedValidationDataset": {"bad_image": Field(as_str, None, nullable=True, choices=("error", "skip"))},
-}
-"""Keys that ehat.data's datasets take beyond BasicSR's (a dataset class may also declare
-``OPTION_KEYS``: a dict of name -> Field)."""
+def unknown_key(prefix: str, key: str, value: Any, specs: Mapping[str, Field]) -> OptionsError:
+    """An unknown key of one section: the closest key of that section that can take a value of
+    this kind (a list is not 'corrected' to a flag), else the list of valid keys."""
+    same_kind = [name for name, spec in specs.items() if spec.accepts_kind(value)]
+    hint = did_you_mean(str(key), same_kind) or f"; valid keys: {', '.join(sorted(specs))}"
+    return OptionsError(_join(prefix, key), f"unknown key{hint}")
+
+
+def build(cls: type[T], value: Any, prefix: str, *, extra: Mapping[str, Field] | None = None) -> T:
+    """Validate the mapping ``value`` against options class ``cls``; return an instance.
+
+    ``extra``: further keys (a dataset type's own) collected, converted, into the ``extra`` field.
+    The class's ``REFUSED`` (key -> reason) names keys refused on purpose; its ``check(prefix)``
+    method, when present, runs the rules that involve several keys.
+    """
+    value = mapping(value, prefix)
+    specs = option_fields(cls)
+    extra = dict(extra or {})
+    refused: Mapping[str, str] = getattr(cls, "REFUSED", {})
+    for k in value:
+        if k in specs or k in extra:
+            continue
+        if k in refused:
+            raise OptionsError(_join(prefix, k), refused[k])
+        raise unknown_key(prefix, k, value[k], {**specs, **extra})
+    out: dict[str, Any] = {}
+    for name, spec in specs.items():
+        key = _join(prefix, name)
+        if name in value:
+            out[name] = spec.parse(value[name], key, out)
+        elif spec.default is REQUIRED:
+            raise OptionsError(key, "is required")
+        elif spec.section is not None and not spec.nullable:
+            out[name] = build(spec.section, {}, key)
+        else:
+            out[name] = spec.default
+    if extra:
+        out["extra"] = {
+            k: spec.parse(value[k], _join(prefix, k), out) if k in value else spec.default
+            for k, spec in extra.items()
+        }
+    obj = cls(**out)
+    check = getattr(obj, "check", None)
+    if check is not None:
+        check(prefix)
+    return obj
+
+
+def to_plain(value: Any) -> Any:
+    """Options back to plain YAML-able data in BasicSR's layout (the inverse of :func:`build`)."""
+    if isinstance(value, Component) or hasattr(value, "to_dict"):
+        return to_plain(value.to_dict())
+    if dataclasses.is_dataclass(value):
+        return {name: to_plain(getattr(value, name)) for name in option_fields(type(value))}
+    if isinstance(value, Mapping):
+        return {k: to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_plain(v) for v in value]
+    return value
+
+
+def choices_text(values: Iterable[Any]) -> str:
+    return ", ".join(repr(v) for v in values)

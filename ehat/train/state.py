@@ -22,27 +22,31 @@ import numpy as np
 import torch
 
 from ehat import atomic
+from ehat.errors import EhatError
 
 STATE_SUFFIX = ".state"
 _STATE_NAME = re.compile(r"^(\d+)\.state$")
 
 
-class StateError(RuntimeError):
-    """A training state that cannot be written or read; the message names the file."""
+class StateError(EhatError):
+    """A training state or checkpoint that cannot be written or read; the message names the file."""
+
+
+def write_error(path: str | os.PathLike, exc: OSError) -> StateError:
+    """The error for a failed atomic write of ``path`` (a full disk above all): the previous files
+    are intact, since the writer never replaces a file with half of one."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StateError(f"no space left to write {path}: the previous files are intact; free disk space")
+    return StateError(f"cannot write {path}: {exc}; the previous files are intact")
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Any], None]) -> Path:
-    """:func:`ehat.atomic.atomic_write`, with an OS error (a full disk above all) raised as
-    :class:`StateError` saying that the previous files are intact."""
+    """:func:`ehat.atomic.atomic_write`, with an OS error raised as :class:`StateError` (:func:`write_error`)."""
     path = Path(path)
     try:
         return atomic.atomic_write(path, write)
     except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise StateError(
-                f"no space left to write {path}: the previous files are intact; free disk space"
-            ) from exc
-        raise StateError(f"cannot write {path}: {exc}; the previous files are intact") from exc
+        raise write_error(path, exc) from exc
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:

@@ -1,6 +1,6 @@
 """The training loop: EMA, AMP (bf16/fp16), clipping, accumulation, exact resume, validation, DDP.
 
-One :class:`Trainer` runs one validated option dict (:func:`ehat.train.options.load_options`).
+One :class:`Trainer` runs one :class:`~ehat.train.options.TrainingOptions` (:func:`ehat.train.options.load_options`).
 Iterations are 1-based like BasicSR's: the scheduler steps at the start of iteration ``it``, the
 optimizer at its end; a state saved "at ``it``" resumes with iteration ``it + 1``.
 
@@ -33,6 +33,8 @@ import torch
 import yaml
 from torch import nn
 
+from ehat import acceleration
+from ehat.errors import EhatError
 from ehat.train import distributed as du
 from ehat.train import state as st
 from ehat.train.data import TrainStream, build_dataset
@@ -47,16 +49,15 @@ from ehat.train.optim import (
     step_with_factor,
     warmup_factor,
 )
-from ehat.train.options import LOSS_KEYS, experiments_root
+from ehat.train.options import OptionsError, TrainingOptions, experiments_root, options_device, to_plain
 from ehat.train.preflight import check_training_images
-from ehat.train.schema import OptionsError
 
 _MODEL_NAME = re.compile(r"^net_g_(\d+)\.pth$")
 _LOSS_NAMES = {"pixel_opt": "l_pix", "perceptual_opt": "l_percep"}
 """Logged names of the losses (BasicSR's)."""
 
 
-class NonFiniteError(RuntimeError):
+class NonFiniteError(EhatError):
     """A NaN/inf in the inputs, the loss or the gradients with ``train.on_nonfinite: stop``."""
 
 
@@ -70,28 +71,23 @@ class TrainingInterrupted(Exception):
         super().__init__(f"{name} received: training state saved to {state_file}; resume with --auto_resume")
 
 
-def resolve_device(opt: dict) -> torch.device:
-    """CPU for ``num_gpu: 0``; CUDA for ``auto`` (when available) or a positive count."""
-    n = opt["num_gpu"]
-    if n == 0 or (n == "auto" and not torch.cuda.is_available()):
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise OptionsError("num_gpu", f"is {n} but CUDA is not available: set num_gpu: 0 to train on the CPU")
-    return torch.device("cuda", 0)
-
-
 class Trainer:
-    """Train ``opt`` (a validated option dict).
+    """Train ``opt``.
 
     Args:
-        opt: from :func:`ehat.train.options.load_options`.
+        opt: typed options from :func:`ehat.train.options.load_options` / ``validate_options``.
         launcher: 'none', 'pytorch' (torchrun) or 'slurm'.
         auto_resume: continue from the newest state in ``<experiments_root>/training_states``.
         handle_signals: on SIGINT/SIGTERM save a state and raise :class:`TrainingInterrupted`.
     """
 
     def __init__(
-        self, opt: dict, *, launcher: str = "none", auto_resume: bool = False, handle_signals: bool = True
+        self,
+        opt: TrainingOptions,
+        *,
+        launcher: str = "none",
+        auto_resume: bool = False,
+        handle_signals: bool = True,
     ) -> None:
         self.opt = opt
         self.launcher = launcher
@@ -105,16 +101,22 @@ class Trainer:
     # ------------------------------------------------------------------------------ setup
     def _setup_process(self) -> None:
         opt = self.opt
+        if opt.dist is not None and opt.dist != (self.launcher != "none"):
+            raise OptionsError(
+                "dist",
+                f"is {str(opt.dist).lower()} but train.py runs with --launcher {self.launcher}: remove the key "
+                "(the launcher decides) or start with torchrun ... --launcher pytorch",
+            )
         if self.launcher == "none":
-            self.device = resolve_device(opt)
-            if isinstance(opt["num_gpu"], int) and opt["num_gpu"] > 1:
+            self.device = options_device(opt.num_gpu)
+            if isinstance(opt.num_gpu, int) and opt.num_gpu > 1:
                 self._warn_later = (
-                    f"num_gpu: {opt['num_gpu']} without a launcher trains on one GPU; use "
-                    f"torchrun --nproc_per_node={opt['num_gpu']} train.py -opt ... --launcher pytorch"
+                    f"num_gpu: {opt.num_gpu} without a launcher trains on one GPU; use "
+                    f"torchrun --nproc_per_node={opt.num_gpu} train.py -opt ... --launcher pytorch"
                 )
         else:
-            dp = opt["dist_params"]
-            self.device = du.init_distributed(self.launcher, dp["backend"], dp["port"])
+            dp = opt.dist_params
+            self.device = du.init_distributed(self.launcher, dp.backend, dp.port)
         self.rank, self.world = du.rank(), du.world_size()
         self.is_main = self.rank == 0
         self.root = experiments_root(opt).resolve()
@@ -122,7 +124,7 @@ class Trainer:
         self.states_dir = self.root / "training_states"
 
     def _find_resume(self) -> Path | None:
-        explicit = self.opt["path"]["resume_state"]
+        explicit = self.opt.path.resume_state
         if explicit:
             return Path(explicit)
         if self.auto_resume:
@@ -141,7 +143,7 @@ class Trainer:
             d.mkdir(parents=True, exist_ok=True)
         st.remove_stale_temporaries(self.states_dir)
         st.remove_stale_temporaries(self.models_dir)
-        snapshot = yaml.safe_dump(self.opt, sort_keys=False)
+        snapshot = yaml.safe_dump(to_plain(self.opt), sort_keys=False)
         st.atomic_write(self.root / "options.yml", lambda f: f.write(snapshot.encode()))
 
     def _seed(self, seed: int) -> None:
@@ -160,26 +162,26 @@ class Trainer:
         from ehat.archs import build_network
 
         try:
-            net = build_network(self.opt["network_g"])
-        except (TypeError, ValueError, KeyError) as exc:
+            net = build_network(self.opt.network_g)
+        except ValueError as exc:  # a constructor refusing its arguments (the options checked their names)
             raise OptionsError("network_g", f"cannot build the network: {exc}") from exc
-        pretrain = self.opt["path"]["pretrain_network_g"]
-        if pretrain:
+        paths = self.opt.path
+        if paths.pretrain_network_g:
             from ehat.checkpoints import load_weights
 
-            report = load_weights(net, pretrain, self.opt["path"]["param_key_g"])
-            self.log.info(f"Loaded {pretrain} ({self.opt['path']['param_key_g']}): {report}")
+            report = load_weights(net, paths.pretrain_network_g, paths.param_key_g)
+            self.log.info(f"Loaded {paths.pretrain_network_g} ({paths.param_key_g}): {report}")
         return net
 
     def _setup(self) -> None:
-        opt, topt = self.opt, self.opt["train"]
+        opt, topt = self.opt, self.opt.train
         self._warn_later: str | None = None
         self._archived: Path | None = None
         self._setup_process()
         resume = du.gather_objects(self._find_resume())[0]
         self._prepare_folders(resume)
         du.barrier()
-        log_file = self.root / f"train_{opt['name']}_{time.strftime('%Y%m%d_%H%M%S')}.log"
+        log_file = self.root / f"train_{opt.name}_{time.strftime('%Y%m%d_%H%M%S')}.log"
         self.log = setup_logger(log_file, self.is_main)
         if self._archived is not None:
             self.log.info(f"Earlier run without --auto_resume: moved it to {self._archived}")
@@ -188,27 +190,23 @@ class Trainer:
         self.log.info(f"Experiment folder: {self.root} (device {self.device}, world size {self.world})")
         self.resume_state = st.load_state(resume) if resume is not None else None
 
-        seed = opt["manual_seed"]
+        seed = opt.manual_seed
         if self.resume_state is not None:
             seed = self.resume_state["seed"]
         elif seed is None:
             seed = du.gather_objects(random.SystemRandom().randrange(2**31))[0]
         self.seed = seed
         self._seed(seed)
-        if topt["deterministic"]:
+        if topt.deterministic:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True, warn_only=False)
             torch.backends.cudnn.benchmark = False
             torch.backends.cudnn.deterministic = True
 
-        train_ds = build_dataset(opt["datasets"]["train"])
-        check_training_images(train_ds, opt["datasets"]["train"], opt["scale"], self.log)
-        self.stream = TrainStream(train_ds, opt["datasets"]["train"], seed, self.world, self.rank)
-        self.val_sets = {
-            k: build_dataset(v)
-            for k, v in opt["datasets"].items()
-            if k.startswith("val") and opt["val"] is not None
-        }
+        train_ds = build_dataset(opt.train_set)
+        check_training_images(train_ds, opt.train_set, opt.scale, self.log)
+        self.stream = TrainStream(train_ds, opt.train_set, seed, self.world, self.rank)
+        self.val_sets = {k: build_dataset(v) for k, v in opt.val_sets.items()}
         self.log.info(
             f"Training set: {len(train_ds)} samples, {self.stream.batches_per_epoch} batches of "
             f"{self.stream.batch_size} per epoch per rank; validation sets: {list(self.val_sets) or 'none'}"
@@ -216,31 +214,34 @@ class Trainer:
 
         self.net = self._build_network().to(self.device)  # same seed on every rank: same initial weights
         self._seed_rank(seed)
-        if topt["channels_last"]:
+        if topt.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
-        self.ema = EMA(self.net, topt["ema_decay"]) if topt["ema_decay"] > 0 else None
+        self.ema = EMA(self.net, topt.ema_decay) if topt.ema_decay > 0 else None
         self.optimizer = build_optimizer(self.net, topt)
         self.scheduler = build_scheduler(self.optimizer, topt)
-        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, None: None}[topt["amp"]]
-        self.scaler = torch.amp.GradScaler(self.device.type) if topt["amp"] == "fp16" else None
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, None: None}[topt.amp]
+        self.scaler = torch.amp.GradScaler(self.device.type) if topt.amp == "fp16" else None
         from basicsr.losses import build_loss
 
-        self.losses = {_LOSS_NAMES[k]: build_loss(topt[k]).to(self.device) for k in LOSS_KEYS if topt.get(k)}
+        self.losses = {
+            _LOSS_NAMES[k]: build_loss(spec.to_dict()).to(self.device) for k, spec in topt.losses.items()
+        }
         self.iter, self.best = 0, None
         if self.resume_state is not None:
             self._restore(self.resume_state, resume)
 
+        if topt.tf32:
+            acceleration.enable_tf32(True)
+        if topt.compile != "false":  # in place: self.net's state-dict keys stay those of the plain network
+            acceleration.compile_model(self.net, topt.compile)
+            self.log.info(f"train.compile: {topt.compile} (compiled lazily: the first step includes it)")
         self.net_train: nn.Module = self.net
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net_train = nn.parallel.DistributedDataParallel(
-                self.net, device_ids=ids, find_unused_parameters=opt["find_unused_parameters"]
+                self.net, device_ids=ids, find_unused_parameters=opt.find_unused_parameters
             )
-        if topt["compile"]:
-            self.net_train = torch.compile(self.net_train)
-        self.writer = MetricWriter(
-            opt, Path(opt["path"]["tb_logger"] or self.root / "tb_logger"), self.is_main
-        )
+        self.writer = MetricWriter(opt, Path(opt.path.tb_logger or self.root / "tb_logger"), self.is_main)
 
     def _restore(self, state: dict, path: Path) -> None:
         self.net.load_state_dict(state["net"], strict=True)
@@ -277,7 +278,7 @@ class Trainer:
             "scheduler": scheduler_progress(self.scheduler),
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "best": self.best,
-            "network_g": dict(self.opt["network_g"]),
+            "network_g": dict(self.opt.network_g),
         }
 
     def save(self) -> Path:
@@ -285,17 +286,9 @@ class Trainer:
         rngs = du.gather_objects(st.capture_rng())
         path = st.state_path(self.states_dir, self.iter)
         if self.is_main:
-            from ehat.checkpoints import save_network
-
-            model_file = self.models_dir / f"net_g_{self.iter}.pth"
-            try:
-                save_network(self.net, model_file, ema_model=self._ema_module())
-            except OSError as exc:
-                raise st.StateError(
-                    f"cannot write {model_file}: {exc}; the previous checkpoints are intact"
-                ) from exc
+            self._save_network(self.models_dir / f"net_g_{self.iter}.pth")
             st.atomic_torch_save({**self._raw_state(), "rng": rngs}, path)
-            keep = self.opt["logger"]["keep_last"]
+            keep = self.opt.logger.keep_last
             st.prune(self.states_dir, keep)
             st.prune(self.models_dir, keep, _MODEL_NAME)
             self.log.info(f"Saved training state {path}")
@@ -305,12 +298,22 @@ class Trainer:
     def _ema_module(self) -> nn.Module | None:
         return self.ema.module if self.ema is not None else None
 
+    def _save_network(self, path: Path, extra: dict | None = None) -> None:
+        """``params`` (+ ``params_ema``) to ``path`` atomically; a failed write (a full disk above all)
+        is the same :class:`~ehat.train.state.StateError` as a training state's."""
+        from ehat.checkpoints import save_network
+
+        try:
+            save_network(self.net, path, ema_model=self._ema_module(), extra=extra)
+        except OSError as exc:
+            raise st.write_error(path, exc) from exc
+
     # ------------------------------------------------------------------------------ one step
     def _nonfinite(self, what: str, batch: dict) -> None:
         """Apply ``train.on_nonfinite``: raise :class:`NonFiniteError`, or log (the step is skipped)."""
         paths = batch.get("lq_path")
         where = f" (batch: {list(paths)[:4]})" if paths is not None else ""
-        if self.opt["train"]["on_nonfinite"] == "stop":
+        if self.opt.train.on_nonfinite == "stop":
             last = st.latest_state(self.states_dir)
             raise NonFiniteError(
                 f"iteration {self.iter}: {what}{where}. Training stopped before updating the weights; "
@@ -336,15 +339,15 @@ class Trainer:
 
     def train_step(self) -> dict[str, float] | None:
         """One optimizer step over ``train.grad_accum_steps`` micro-batches; None when skipped."""
-        topt = self.opt["train"]
-        k = topt["grad_accum_steps"]
+        topt = self.opt.train
+        k = topt.grad_accum_steps
         self.optimizer.zero_grad(set_to_none=True)
         logged: dict[str, float] = {}
         for micro in range(k):
             batch = self.stream.next()
             lq = batch["lq"].to(self.device, non_blocking=True)
             gt = batch["gt"].to(self.device, non_blocking=True)
-            if self.opt["train"]["channels_last"]:
+            if topt.channels_last:
                 lq = lq.contiguous(memory_format=torch.channels_last)
             bad_input = not (torch.isfinite(lq).all() and torch.isfinite(gt).all())
             if du.any_rank(bad_input, self.device):
@@ -370,13 +373,13 @@ class Trainer:
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
-        max_norm = topt["grad_clip"] if topt["grad_clip"] is not None else math.inf
+        max_norm = topt.grad_clip if topt.grad_clip is not None else math.inf
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
         if self.scaler is None and not math.isfinite(grad_norm):
             self.optimizer.zero_grad(set_to_none=True)
             self._nonfinite(f"non-finite gradient norm {grad_norm}", {})
             return None
-        factor = warmup_factor(self.iter, topt["warmup_iter"])
+        factor = warmup_factor(self.iter, topt.warmup_iter)
         if self.scaler is not None:
             step_with_factor(self.optimizer, factor, self.scaler.step, self.optimizer)
             self.scaler.update()
@@ -401,29 +404,30 @@ class Trainer:
         """Metrics of the EMA network (else the network) on every ``datasets.val*``; updates the best."""
         from ehat.train.validation import validate
 
-        vopt = self.opt["val"]
+        vopt = self.opt.val
+        assert vopt is not None
         model = self.net if self.ema is None else self.ema.module
         results = {}
         for key, ds in self.val_sets.items():
-            name = self.opt["datasets"][key]["name"]
-            save_dir = self.root / "visualization" / name if vopt["save_img"] and self.is_main else None
-            suffix = f"_{vopt['suffix'] or self.iter}"
+            name = self.opt.datasets[key].name
+            save_dir = self.root / "visualization" / name if vopt.save_img and self.is_main else None
+            suffix = f"_{vopt.suffix or self.iter}"
 
             def on_image(i: int, img_name: str, img: np.ndarray, name: str = name) -> None:
-                if self.is_main and i // self.world < vopt["tb_images"]:
+                if self.is_main and i // self.world < vopt.tb_images:
                     self.writer.image(f"val/{name}/{img_name}", img, self.iter)
 
             metrics = validate(
                 model,
                 ds,
-                scale=self.opt["scale"],
+                scale=self.opt.scale,
                 device=self.device,
-                tile=vopt["tile"],
-                overlap=vopt["tile_overlap"],
-                extra_metrics=vopt["metrics"],
+                tile=vopt.tile,
+                overlap=vopt.tile_overlap,
+                extra_metrics=vopt.metrics,
                 save_dir=save_dir,
                 suffix=suffix,
-                pbar=vopt["pbar"],
+                pbar=vopt.pbar,
                 on_image=on_image,
                 desc=f"val {name}",
             )
@@ -439,9 +443,10 @@ class Trainer:
         return results
 
     def _update_best(self, metrics: dict[str, float]) -> None:
-        vopt = self.opt["val"]
-        name = vopt["best_metric"]
-        better = ((vopt["metrics"] or {}).get(name) or {}).get("better", "higher")
+        vopt = self.opt.val
+        assert vopt is not None
+        name = vopt.best_metric
+        better = vopt.better(name)
         value = metrics[name]
         if self.best is not None and not (
             value > self.best["value"] if better == "higher" else value < self.best["value"]
@@ -449,14 +454,7 @@ class Trainer:
             return
         self.best = {"metric": name, "value": value, "iter": self.iter}
         if self.is_main:
-            from ehat.checkpoints import save_network
-
-            save_network(
-                self.net,
-                self.models_dir / "net_g_best.pth",
-                ema_model=self._ema_module(),
-                extra={"best": dict(self.best)},
-            )
+            self._save_network(self.models_dir / "net_g_best.pth", extra={"best": dict(self.best)})
             self.log.info(
                 f"New best {name} {value:.4f} at iteration {self.iter}: {self.models_dir / 'net_g_best.pth'}"
             )
@@ -488,12 +486,14 @@ class Trainer:
     def run(self) -> dict[str, Any]:
         """Train to ``train.total_iter``; returns {'iter', 'best', 'history', 'val_history', 'root'}."""
         deterministic_before = torch.are_deterministic_algorithms_enabled()
+        tf32_before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
         try:
             with self._signals():
                 self._setup()
                 self._loop()
         finally:
             torch.use_deterministic_algorithms(deterministic_before)
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32_before
             if hasattr(self, "writer"):
                 self.writer.close()
             close_logger()
@@ -506,32 +506,41 @@ class Trainer:
         }
 
     def _loop(self) -> None:
-        opt, vopt, lopt = self.opt, self.opt["val"], self.opt["logger"]
-        total = opt["train"]["total_iter"]
+        opt, vopt, lopt = self.opt, self.opt.val, self.opt.logger
+        total = opt.train.total_iter
         if self.iter >= total:
             self.log.info(f"Already at iteration {self.iter} >= train.total_iter {total}: nothing to train")
             return
         do_val = vopt is not None and bool(self.val_sets)
-        if do_val and vopt["val_at_start"] and self.resume_state is None:
+        if do_val and vopt.val_at_start and self.resume_state is None:
             self.validate()
         self.net_train.train()
         timer = IterTimer()
         self.log.info(f"Start training from iteration {self.iter + 1} to {total}")
+        first_step = True
         while self.iter < total:
             self._check_signal()
             self.iter += 1
             scheduler_step(self.scheduler)
+            first_compiled = first_step and opt.train.compile != "false"
+            first_step = False
             logged = self.train_step()
-            timer.tick()
+            seconds = timer.tick()
+            if first_compiled:
+                timer.discard_last()
+                self.log.info(
+                    f"First step (torch.compile {opt.train.compile!r} included) took {seconds:.1f} s; "
+                    "s/iter excludes it"
+                )
             if logged is not None:
                 self.history.append({"iter": self.iter, **logged})
-            if self.iter % lopt["print_freq"] == 0 and logged is not None:
+            if self.iter % lopt.print_freq == 0 and logged is not None:
                 logged = self._mean_over_ranks(logged)
-                factor = warmup_factor(self.iter, opt["train"]["warmup_iter"])
+                factor = warmup_factor(self.iter, opt.train.warmup_iter)
                 lrs = [g["lr"] * factor for g in self.optimizer.param_groups]
                 self.log.info(
                     format_line(
-                        opt["name"],
+                        opt.name,
                         self.stream.epoch,
                         self.iter,
                         lrs,
@@ -541,14 +550,12 @@ class Trainer:
                     )
                 )
                 self.writer.scalars({**logged, "lr": lrs[0]}, self.iter, prefix="train/")
-            if do_val and vopt["val_freq"] and self.iter % vopt["val_freq"] == 0:
+            if do_val and vopt.val_freq and self.iter % vopt.val_freq == 0:
                 self.validate()  # before saving, so the state records the new best
                 timer.reset()
-            if self.iter % lopt["save_checkpoint_freq"] == 0 or self.iter == total:
+            if self.iter % lopt.save_checkpoint_freq == 0 or self.iter == total:
                 self.save()
                 timer.reset()
         if self.is_main:
-            from ehat.checkpoints import save_network
-
-            save_network(self.net, self.models_dir / "net_g_latest.pth", ema_model=self._ema_module())
+            self._save_network(self.models_dir / "net_g_latest.pth")
         self.log.info(f"End of training at iteration {self.iter}: {self.models_dir / 'net_g_latest.pth'}")

@@ -3,7 +3,7 @@ over all ranks (each rank takes every world_size-th image)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +13,7 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from ehat.train import distributed as du
+from ehat.train.checks import Metric
 
 
 def to_uint8_hwc(t: torch.Tensor) -> np.ndarray:
@@ -21,9 +22,12 @@ def to_uint8_hwc(t: torch.Tensor) -> np.ndarray:
     return (t.permute(1, 2, 0).cpu().numpy() * 255.0).round().astype(np.uint8)
 
 
-def compute_metrics(sr: np.ndarray, hr: np.ndarray, scale: int, extra: dict | None) -> dict[str, float]:
+def compute_metrics(
+    sr: np.ndarray, hr: np.ndarray, scale: int, extra: Mapping[str, Metric] | None
+) -> dict[str, float]:
     """The evaluation's metrics (``psnr`` RGB, ``psnr_y``, ``ssim_y``) plus ``val.metrics`` entries
-    computed by basicsr on BGR images (as BasicSR's SRModel does); a named entry overrides."""
+    computed by basicsr on BGR images (as BasicSR's SRModel does); the options refuse entries named
+    like a built-in one."""
     from ehat.evaluation.metrics import image_metrics
 
     out = {k: float(v) for k, v in image_metrics(sr, hr, scale=scale).items()}
@@ -32,7 +36,7 @@ def compute_metrics(sr: np.ndarray, hr: np.ndarray, scale: int, extra: dict | No
 
         data = {"img": np.ascontiguousarray(sr[..., ::-1]), "img2": np.ascontiguousarray(hr[..., ::-1])}
         for name, spec in extra.items():
-            out[name] = float(calculate_metric(data, {k: v for k, v in spec.items() if k != "better"}))
+            out[name] = float(calculate_metric(data, {"type": spec.type, **spec.args}))
     return out
 
 
@@ -45,7 +49,7 @@ def validate(
     device: torch.device,
     tile: int | None = None,
     overlap: int = 32,
-    extra_metrics: dict | None = None,
+    extra_metrics: Mapping[str, Metric] | None = None,
     save_dir: Path | None = None,
     suffix: str = "",
     pbar: bool = True,
