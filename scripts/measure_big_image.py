@@ -18,7 +18,7 @@ import torch
 import ehat  # noqa: F401
 from ehat.archs import create_model
 from ehat.evaluation import memory_model as mm
-from ehat.evaluation.memory import _read_status_kib, available_bytes, measure_peak_growth
+from ehat.evaluation.memory import available_bytes, measure_peak_growth, read_status_kib
 from ehat.evaluation.tiling import forward_tiled, tile_starts
 
 
@@ -52,7 +52,7 @@ def main() -> None:
         t = time.time()
         y = model(patch)
         count[0] += 1
-        hwm = _read_status_kib("VmHWM") / 1024
+        hwm = (read_status_kib("VmHWM") or 0) / 1024
         print(
             f"tile {count[0]} {tuple(patch.shape[-2:])}: {time.time() - t:.1f} s, VmHWM {hwm:.0f} MiB",
             flush=True,

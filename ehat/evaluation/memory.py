@@ -29,10 +29,6 @@ from ehat.errors import EhatError
 MIB = 1024**2
 
 
-def _read_vmhwm_kib() -> int | None:
-    return _read_status_kib("VmHWM")
-
-
 def _reset_vmhwm() -> bool:
     try:
         with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
@@ -75,7 +71,7 @@ class PeakMemory:
         """Peak memory in MiB since :meth:`reset`."""
         if self.device.type == "cuda":
             return torch.cuda.max_memory_allocated(self.device) / MIB
-        kib = _read_vmhwm_kib() if self.resettable else None
+        kib = read_status_kib("VmHWM") if self.resettable else None
         return kib / 1024 if kib is not None else _ru_maxrss_mib()
 
 
@@ -86,7 +82,8 @@ class MemoryMeasureError(EhatError):
     """Peak memory cannot be measured on this platform (no resettable ``VmHWM``)."""
 
 
-def _read_status_kib(field: str) -> int | None:
+def read_status_kib(field: str) -> int | None:
+    """A ``/proc/self/status`` field in KiB (``VmRSS``, ``VmHWM``), or None where it cannot be read."""
     try:
         with open("/proc/self/status", encoding="ascii") as f:
             for line in f:
@@ -125,14 +122,14 @@ def measure_peak_growth(fn: Callable[[], Any], device: torch.device) -> int:
         torch.cuda.synchronize(device)
         return max(0, torch.cuda.max_memory_allocated(device) - start)
     _malloc_trim()
-    start = _read_status_kib("VmRSS")
+    start = read_status_kib("VmRSS")
     if start is None or not _reset_vmhwm():
         raise MemoryMeasureError(
             "cannot measure CPU peak memory here: /proc/self/status VmRSS and a writable "
             "/proc/self/clear_refs (Linux >= 4.0) are needed; give a fixed --tile instead"
         )
     fn()
-    peak = _read_status_kib("VmHWM")
+    peak = read_status_kib("VmHWM")
     return max(0, ((peak or start) - start) * 1024)
 
 
