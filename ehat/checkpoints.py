@@ -27,14 +27,19 @@ import torch
 from torch import nn
 
 from ehat.atomic import atomic_torch_save
+from ehat.errors import EhatError
 
 TEAM_BSA_MODULE = "__branchattentionmodule__"
 BSA_KEYS = ("branch_weights.weight_0", "branch_weights.weight_1")
 _EHAT_NEW_PREFIXES = ("branch_weights.", "dual_attention.")
+CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors")
 
 
-class CheckpointError(ValueError):
-    """A checkpoint could not be read or does not fit the network; the message names keys/files."""
+class CheckpointError(EhatError, ValueError):
+    """A checkpoint could not be read or does not fit the network; the message names keys/files.
+
+    Also a ``ValueError``: callers that caught ``ValueError`` around loading keep working.
+    """
 
 
 @dataclass
@@ -56,11 +61,37 @@ class LoadReport:
 # --------------------------------------------------------------------------- reading
 
 
+def checkpoint_file(path: str | os.PathLike, what: str = "checkpoint file") -> Path:
+    """``path`` as a Path if it is a file; else a :class:`CheckpointError` saying what it is instead.
+
+    A folder is named as one, with the checkpoint files (``.pth``/``.pt``/``.ckpt``/``.safetensors``)
+    inside it, so that a training-run folder given by mistake points at the file to pick.
+    """
+    path = Path(path)
+    if path.is_file():
+        return path
+    if path.is_dir():
+        try:
+            found = sorted(p.name for p in path.iterdir() if p.suffix in CHECKPOINT_SUFFIXES and p.is_file())
+        except OSError as err:
+            found, unreadable = [], f" (cannot list it: {err.strerror or err})"
+        else:
+            unreadable = ""
+        if found:
+            shown = ", ".join(found[:10]) + (f", ... ({len(found)} in all)" if len(found) > 10 else "")
+            inside = f"; checkpoint files in it: {shown}"
+        else:
+            inside = f"; it holds no .pth/.pt/.ckpt/.safetensors file{unreadable}"
+        raise CheckpointError(
+            f"{path} is a folder, not a {what}: give a .pth or .safetensors file (e.g. {path}/net_g_latest.pth)"
+            f"{inside}"
+        )
+    raise CheckpointError(f"{what} not found: {path}")
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Load a .pth/.pt/.ckpt (weights_only) or .safetensors file into a dict, with clear errors."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint file not found: {path}")
+    path = checkpoint_file(path)
     if path.stat().st_size == 0:
         raise CheckpointError(f"checkpoint file is empty (0 bytes): {path}")
     if path.suffix == ".safetensors":
@@ -94,11 +125,16 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 def unwrap_state_dict(
     obj: Mapping[str, Any], param_key: str = "auto", source: str = "checkpoint"
 ) -> dict[str, torch.Tensor]:
-    """Pick the network weights out of a checkpoint dict.
+    """Pick the network weights out of a checkpoint dict, in our canonical layout.
 
     ``param_key='auto'`` takes ``params_ema``, then ``params``, then ``state_dict``/``model``, else the
     dict itself. A named key that is absent is an error listing the keys present.
     """
+    return collapse_team_bsa(_pick_state_dict(obj, param_key, source), source)
+
+
+def _pick_state_dict(obj: Mapping[str, Any], param_key: str, source: str) -> dict[str, torch.Tensor]:
+    """The weights entry of ``obj`` with ``module.`` prefixes removed, still in the file's layout."""
     if param_key != "auto":
         if param_key not in obj:
             raise CheckpointError(f"{source} has no '{param_key}' entry (it has: {', '.join(map(str, obj))})")
@@ -116,7 +152,7 @@ def unwrap_state_dict(
         if not isinstance(value, torch.Tensor):
             raise CheckpointError(f"{source}: entry {key!r} is a {type(value).__name__}, not a tensor")
         out[key[len("module.") :] if key.startswith("module.") else key] = value
-    return collapse_team_bsa(out, source)
+    return out
 
 
 def read_state_dict(
@@ -205,49 +241,88 @@ def _upscale_from(sd: Mapping[str, torch.Tensor], num_feat: int) -> int:
     return scale
 
 
-def infer_config(sd: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+def _ratio_for(hidden: int, dim: int) -> float | int:
+    """A ratio ``r`` with ``int(dim * r) == hidden`` (what HAT computes), as plain as possible."""
+    ratio: float = hidden / dim
+    while int(dim * ratio) < hidden:  # e.g. 40 / 30 * 30 == 39.99...: step to the next float up
+        ratio = math.nextafter(ratio, math.inf)
+    return int(ratio) if ratio == int(ratio) else ratio
+
+
+def _overlap_ratio_for(overlap_win: int, window: int) -> float:
+    """An ``overlap_ratio`` with ``int(window * r) + window == overlap_win`` (what OCAB computes)."""
+    ratio = (overlap_win - window) / window
+    while int(window * ratio) + window < overlap_win:
+        ratio = math.nextafter(ratio, math.inf)
+    return ratio
+
+
+KNOWN_LAYOUTS = "HAT/EHAT (conv_first.weight, layers.N...) or RLFN (conv_1.weight, block_N...)"
+
+
+def infer_config(sd: Mapping[str, torch.Tensor], source: str | None = None) -> dict[str, Any]:
     """Network config {'type': ..., **kwargs} read off a (canonical) state dict's keys and shapes.
 
-    Works for HAT, EHAT and RLFN. Values no state dict records (conv_scale, img_range,
-    drop_path_rate, pam_tile) keep the published defaults.
+    Works for HAT, EHAT and RLFN. Values no state dict records (conv_scale, img_range, qk_scale,
+    drop_path_rate, pam_tile, attention backend) keep the published defaults. A dict of another
+    layout, or one lacking a key the config is read from, raises :class:`CheckpointError`
+    (prefixed with ``source`` when given).
     """
+    where = f"{source}: " if source else ""
     if "conv_first.weight" not in sd:
         from ehat.archs import rlfn_arch  # the NTIRE baseline has its own layout
 
-        if hasattr(rlfn_arch, "rlfn_config_from_state_dict"):
-            return rlfn_arch.rlfn_config_from_state_dict(sd)
-        raise CheckpointError("state dict is neither HAT/EHAT (no conv_first.weight) nor a known layout")
-    embed_dim, in_chans = sd["conv_first.weight"].shape[:2]
+        if "conv_1.weight" in sd:
+            missing = [k for k in rlfn_arch.RLFN_KEYS if k not in sd]
+            if missing:
+                raise CheckpointError(
+                    f"{where}looks like RLFN (has conv_1.weight) but lacks {', '.join(missing)}: "
+                    "the file is incomplete or of another network"
+                )
+            return {"type": "RLFN", **rlfn_arch.rlfn_config_from_state_dict(sd)}
+        first = ", ".join(list(sd)[:5]) or "none"
+        raise CheckpointError(
+            f"{where}a state dict of an unknown layout: neither {KNOWN_LAYOUTS}. Its first keys: {first}. "
+            "Give a checkpoint of one of these networks (or convert yours to our key names)."
+        )
+
+    def need(key: str) -> torch.Tensor:
+        if key not in sd:
+            raise CheckpointError(
+                f"{where}looks like HAT/EHAT (has conv_first.weight) but lacks {key!r}, which the network "
+                "config is read from: the file is incomplete or of another network"
+            )
+        return sd[key]
+
+    embed_dim, in_chans = need("conv_first.weight").shape[:2]
     n_layers = _count(sd, "layers")
     if n_layers == 0:
-        raise CheckpointError("state dict has conv_first but no layers.N: not a HAT/EHAT checkpoint")
+        raise CheckpointError(f"{where}state dict has conv_first but no layers.N: not a HAT/EHAT checkpoint")
     depths = [_count(sd, f"layers.{i}.residual_group.blocks") for i in range(n_layers)]
     heads = [
-        sd[f"layers.{i}.residual_group.overlap_attn.relative_position_bias_table"].shape[1]
+        need(f"layers.{i}.residual_group.overlap_attn.relative_position_bias_table").shape[1]
         for i in range(n_layers)
     ]
-    window = (
-        math.isqrt(sd["layers.0.residual_group.blocks.0.attn.relative_position_bias_table"].shape[0]) + 1
-    ) // 2
-    oca_rows = sd["layers.0.residual_group.overlap_attn.relative_position_bias_table"].shape[0]
-    overlap_win = math.isqrt(oca_rows) + 1 - window
     blk = "layers.0.residual_group.blocks.0."
-    num_feat = sd["conv_last.weight"].shape[1]
+    window = (math.isqrt(need(blk + "attn.relative_position_bias_table").shape[0]) + 1) // 2
+    oca_rows = need("layers.0.residual_group.overlap_attn.relative_position_bias_table").shape[0]
+    overlap_win = math.isqrt(oca_rows) + 1 - window
+    num_feat = need("conv_last.weight").shape[1]
     cfg: dict[str, Any] = {
         "type": "HAT",
         "upscale": _upscale_from(sd, num_feat),
         "in_chans": int(in_chans),
         "img_size": 64,
         "window_size": int(window),
-        "compress_ratio": int(embed_dim // sd[blk + "conv_block.cab.0.weight"].shape[0]),
-        "squeeze_factor": int(embed_dim // sd[blk + "conv_block.cab.3.attention.1.weight"].shape[0]),
+        "compress_ratio": int(embed_dim // need(blk + "conv_block.cab.0.weight").shape[0]),
+        "squeeze_factor": int(embed_dim // need(blk + "conv_block.cab.3.attention.1.weight").shape[0]),
         "conv_scale": 0.01,
-        "overlap_ratio": (overlap_win - window) / window,
+        "overlap_ratio": _overlap_ratio_for(overlap_win, int(window)),
         "img_range": 1.0,
         "depths": depths,
         "embed_dim": int(embed_dim),
         "num_heads": [int(h) for h in heads],
-        "mlp_ratio": sd[blk + "mlp.fc1.weight"].shape[0] / embed_dim,
+        "mlp_ratio": _ratio_for(need(blk + "mlp.fc1.weight").shape[0], int(embed_dim)),
         "qkv_bias": blk + "attn.qkv.bias" in sd,
         "patch_norm": "patch_embed.norm.weight" in sd,
         "ape": "absolute_pos_embed" in sd,
@@ -256,8 +331,6 @@ def infer_config(sd: Mapping[str, torch.Tensor]) -> dict[str, Any]:
     }
     if cfg["ape"]:
         cfg["img_size"] = math.isqrt(sd["absolute_pos_embed"].shape[1])
-    if cfg["mlp_ratio"] == int(cfg["mlp_ratio"]):
-        cfg["mlp_ratio"] = int(cfg["mlp_ratio"])
     has_bsa = all(k in sd for k in BSA_KEYS)
     da_keys = [k for k in sd if k.startswith("dual_attention.")]
     has_skip = "bicubic_skip.weight" in sd
@@ -285,14 +358,24 @@ def load_weights(
     model: nn.Module,
     source: str | os.PathLike | Mapping[str, Any],
     param_key: str = "auto",
+    *,
+    name: str | None = None,
+    hint: str | None = None,
 ) -> LoadReport:
     """Load weights strictly into ``model``; raise :class:`CheckpointError` naming every mismatch.
 
     Allowed: a plain HAT checkpoint into EHAT (the new BSA / dual-attention parameters stay at
-    their identity init and are listed in the returned report).
+    their identity init and are listed in the returned report). ``name`` names an already-read
+    ``source`` dict in messages (a path names itself); ``hint`` replaces the closing line of a
+    mismatch message (what the caller's user should do).
     """
-    name = "state dict" if isinstance(source, Mapping) else str(source)
-    sd = read_state_dict(source, param_key)
+    if isinstance(source, Mapping):
+        name, raw = name or "state dict", source
+    else:
+        name, raw = name or str(source), read_checkpoint(source)
+    picked = _pick_state_dict(raw, param_key, name)
+    team_layout = any(TEAM_BSA_MODULE in k for k in picked)
+    sd = collapse_team_bsa(picked, name)
     own = model.state_dict()
     unexpected = sorted(k for k in sd if k not in own)
     missing = sorted(k for k in own if k not in sd)
@@ -305,9 +388,18 @@ def load_weights(
     new_params = [k for k in missing if _is_new_ehat_key(k)] if file_is_hat else []
     missing = [k for k in missing if k not in new_params]
     if unexpected or missing or wrong_shape:
-        raise CheckpointError(_mismatch_message(name, model, sd, unexpected, missing, wrong_shape))
+        raise CheckpointError(
+            _mismatch_message(name, model, sd, unexpected, missing, wrong_shape, team_layout, hint)
+        )
     model.load_state_dict({**{k: own[k] for k in new_params}, **sd}, strict=True)
     return LoadReport(name, new_params)
+
+
+def _shape_of(cfg: Mapping[str, Any]) -> str:
+    """``depths [..] (embed_dim N)`` for HAT/EHAT configs, RLFN's widths otherwise."""
+    if "depths" in cfg:
+        return f"depths {list(cfg['depths'])} (embed_dim {cfg.get('embed_dim')})"
+    return ", ".join(f"{k} {cfg[k]}" for k in ("feature_channels", "mid_channels", "num_blocks") if k in cfg)
 
 
 def _mismatch_message(
@@ -317,16 +409,35 @@ def _mismatch_message(
     unexpected: list[str],
     missing: list[str],
     wrong_shape: list[str],
+    team_layout: bool = False,
+    hint: str | None = None,
 ) -> str:
     lines = [f"checkpoint {name} does not fit {type(model).__name__}:"]
     try:
-        file_cfg = infer_config(sd)
-    except Exception:  # noqa: BLE001 (the key lists below are the real message)
+        file_cfg: dict[str, Any] | None = infer_config(sd)
+    except CheckpointError:  # an unknown layout: the key lists below are the real message
         file_cfg = None
     model_scale = getattr(model, "upscale", None)
     if file_cfg is not None:
         if model_scale is not None and file_cfg.get("upscale") not in (None, model_scale):
             lines.append(f"  scale: the checkpoint is x{file_cfg['upscale']}, the model is x{model_scale}")
+        model_cfg = getattr(model, "arch_config", None) or {}
+        if not model_cfg and hasattr(model, "depths"):
+            model_cfg = {"depths": list(model.depths), "embed_dim": getattr(model, "embed_dim", None)}
+        layout = (
+            "team SKDADDYS's release layout (BSA vectors repeated under every sub-module) of an "
+            if team_layout
+            else "an "
+        )
+        if model_cfg and _shape_of(file_cfg) != _shape_of(model_cfg):
+            lines.append(
+                f"  network: the file holds {layout}{file_cfg['type']} with {_shape_of(file_cfg)}; "
+                f"the model is {model_cfg.get('type', type(model).__name__)} with {_shape_of(model_cfg)}"
+            )
+        elif team_layout:
+            lines.append(
+                f"  layout: team SKDADDYS's release layout, {file_cfg['type']} {_shape_of(file_cfg)}"
+            )
         lines.append(f"  the checkpoint looks like: {file_cfg}")
     for title, keys in (
         ("unexpected keys", unexpected),
@@ -348,9 +459,14 @@ def _mismatch_message(
                 "  bicubic_skip: the model has a bicubic image skip that the checkpoint lacks; these weights "
                 "plus a skip would compute something else: set network_g.bicubic_skip: false"
             )
-    lines.append(
-        "  (load it without a preset to build the network the file describes, or pick the matching preset)"
-    )
+    if hint is None:
+        hint = (
+            "to use this file, build the network it describes: set network_g to the config it looks like "
+            f"(above), or in Python ehat.checkpoints.load_model({name!r}) infers it"
+            if file_cfg is not None
+            else "give a checkpoint of this network"
+        )
+    lines.append(f"  ({hint})")
     return "\n".join(lines)
 
 
@@ -368,14 +484,19 @@ def load_model(
     from ehat.archs import build_network, preset_config
 
     raw = read_checkpoint(path)
+    hint = None
     if preset is not None:
         cfg = {**preset_config(preset), **overrides}
+        hint = (
+            f"preset {preset!r} does not describe this file: call load_model({str(path)!r}) without preset= "
+            "to build the network the file describes, or pick the preset it was trained as"
+        )
     elif isinstance(raw.get("arch"), Mapping):
         cfg = {**raw["arch"], **overrides}
     else:
-        cfg = {**infer_config(read_state_dict(raw, param_key)), **overrides}
+        cfg = {**infer_config(read_state_dict(raw, param_key), source=str(path)), **overrides}
     model = build_network(cfg)
-    load_weights(model, raw, param_key)
+    load_weights(model, raw, param_key, name=str(path), hint=hint)
     return model.eval()
 
 

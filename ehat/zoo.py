@@ -1,8 +1,10 @@
-"""The model zoo of ``test_demo.py``: ``model_id`` -> network, default weights file, URL, data range.
+"""The model zoo of ``test_demo.py``: ``model_id`` -> an alias onto a preset and its released weights.
 
 Ids follow the NTIRE 2024 ESR challenge where they exist (0 = the RLFN baseline, 35 = team
-SKDADDYS, i.e. EHAT-L); ids >= 100 are extra reference models. A missing default weights file is
-downloaded (progress bar, atomic rename) and its SHA-256 is checked when known, or reported as
+SKDADDYS, i.e. EHAT-L); ids >= 100 are extra reference models. The network config, download URL,
+SHA-256, data range and scale all live with the preset (:mod:`ehat.archs.presets`); an alias only
+adds the id, the results name, the local file and a description. A missing default weights file
+is downloaded (progress bar, atomic rename) and its SHA-256 is checked when known, or reported as
 unverifiable when not.
 """
 
@@ -13,102 +15,114 @@ import logging
 import os
 import urllib.error
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
 import torch
 from torch import nn
 
+from ehat.archs.presets import PretrainedWeights, pretrained_weights
+from ehat.errors import EhatError
+
 logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-class ZooError(RuntimeError):
+class ZooError(EhatError):
     """A model_id, weights file or download problem; the message says what to do."""
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One zoo entry.
+    """One zoo entry: ``model_id`` -> preset ``preset`` with its released weights ``pretrained``.
 
-    ``arch`` is a preset of :func:`ehat.archs.create_model` or "RLFN" (built with ``arch_kwargs``);
-    ``weights`` is relative to the repository root; ``sha256`` None means no reference checksum is
-    known (the file's hash is reported, not verified); ``data_range`` is the model's input/output
-    range (1 for [0, 1], 255 for [0, 255]).
+    ``weights`` is the local file, relative to the repository root. ``url``, ``sha256``,
+    ``data_range`` and ``scale`` are the preset's (see :class:`PretrainedWeights`).
     """
 
     model_id: int
     name: str
-    arch: str
+    preset: str
+    pretrained: PretrainedWeights
     weights: str
-    url: str | None
-    sha256: str | None
-    data_range: float
     description: str
-    arch_kwargs: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def arch(self) -> str:
+        """The preset name (the network ``test_demo.py`` builds)."""
+        return self.preset
+
+    @property
+    def url(self) -> str | None:
+        return self.pretrained.url
+
+    @property
+    def sha256(self) -> str | None:
+        return self.pretrained.sha256
+
+    @property
+    def data_range(self) -> float:
+        return self.pretrained.data_range
+
+    @property
+    def scale(self) -> int:
+        return self.pretrained.scale
 
 
-_RLFN_NTIRE = {"feature_channels": 46, "mid_channels": 48, "num_blocks": 4}
-_RLFN_PAPER = {"feature_channels": 52, "mid_channels": 52, "num_blocks": 6}
-_EHAT_RELEASE = "https://github.com/notiom/Ehat/releases/download/vv2.0.0"
+def alias(
+    model_id: int, name: str, preset: str, tag: str, description: str, weights: str | None = None
+) -> ModelSpec:
+    """A zoo entry for ``preset``'s weights ``tag``; the local file defaults to ``model_zoo/<file>``."""
+    pretrained = pretrained_weights(preset, tag)
+    return ModelSpec(
+        model_id, name, preset, pretrained, weights or f"model_zoo/{pretrained.file}", description
+    )
+
 
 ZOO: Mapping[int, ModelSpec] = MappingProxyType(
     {
-        0: ModelSpec(
-            0,
-            "00_RLFN_baseline",
-            "RLFN",
-            "model_zoo/team00_rlfn.pth",
-            "https://github.com/bytedance/RLFN/raw/main/model_zoo/rlfn_ntire_x4.pth",
-            "3c9be7b9d7a4bece9b68c83a56a1ffb38010f76413d5f215be6b4be842e18fb2",
-            255.0,
-            "NTIRE 2024 ESR baseline RLFN (team00_rlfn.pth == rlfn_ntire_x4.pth), [0, 255]",
-            MappingProxyType(_RLFN_NTIRE),
-        ),
-        35: ModelSpec(
-            35,
-            "35_EHAT_L",
-            "ehat_l",
-            "model_zoo/SKDADDYS_Ehat.pth",
-            f"{_EHAT_RELEASE}/SKDADDYS_Ehat.pth",
-            None,
-            1.0,
-            "EHAT-L, team SKDADDYS (NTIRE 2024 ESR): HAT-L + branch self-attention, [0, 1]",
-        ),
-        100: ModelSpec(
-            100,
-            "100_HAT_L",
-            "hat_l",
-            "model_zoo/preHAT_L_x4.pth",
-            f"{_EHAT_RELEASE}/preHAT_L_x4.pth",
-            None,
-            1.0,
-            "HAT-L x4, official ImageNet-pretrained weights (the team's mirror, preHAT_L_x4.pth), [0, 1]",
-        ),
-        101: ModelSpec(
-            101,
-            "101_RLFN_x4",
-            "RLFN",
-            "model_zoo/rlfn_x4.pth",
-            "https://github.com/bytedance/RLFN/raw/main/model_zoo/rlfn_x4.pth",
-            "8c7edb57dfc89048bafba29d591d4c27d4099964b4a9e22df23d6dc257a637c0",
-            255.0,
-            "RLFN x4 paper model (rlfn_x4.pth, 52 channels, 6 blocks), [0, 255]",
-            MappingProxyType(_RLFN_PAPER),
-        ),
-        102: ModelSpec(
-            102,
-            "102_EHAT_tiny_demo",
-            "ehat_tiny",
-            "model_zoo/ehat_tiny_demo_x4.pth",
-            None,
-            "d77e763f49e702665a6b13354f48fd9dea222889a83987df69a5162dcc0ee2f2",
-            1.0,
-            "EHAT-tiny quick-start model shipped in model_zoo/ (trained offline on scikit-image photos by "
-            "options/train/train_EHAT-tiny_SRx4_CPU_quickstart.yml), [0, 1]",
-        ),
+        spec.model_id: spec
+        for spec in (
+            alias(
+                0,
+                "00_RLFN_baseline",
+                "rlfn_ntire",
+                "ntire",
+                "NTIRE 2024 ESR baseline RLFN (team00_rlfn.pth == rlfn_ntire_x4.pth), [0, 255]",
+                weights="model_zoo/team00_rlfn.pth",  # the challenge repository's file name
+            ),
+            alias(
+                35,
+                "35_EHAT_L",
+                "ehat_l",
+                "skdaddys",
+                "EHAT-L, team SKDADDYS (NTIRE 2024 ESR): HAT-L + branch self-attention, [0, 1]",
+            ),
+            alias(
+                100,
+                "100_HAT_L",
+                "hat_l",
+                "imagenet",
+                "HAT-L x4, official ImageNet-pretrained weights (the team's mirror, preHAT_L_x4.pth), [0, 1]",
+            ),
+            alias(
+                101,
+                "101_RLFN_x4",
+                "rlfn",
+                "paper",
+                "RLFN x4 paper model (rlfn_x4.pth, 52 channels, 6 blocks), [0, 255]",
+            ),
+            alias(
+                102,
+                "102_EHAT_tiny_demo",
+                "ehat_tiny",
+                "demo",
+                "EHAT-tiny quick-start model shipped in model_zoo/ (trained offline on scikit-image photos by "
+                "options/train/train_EHAT-tiny_SRx4_CPU_quickstart.yml), [0, 1]",
+            ),
+        )
     }
 )
 
@@ -167,8 +181,15 @@ def resolve_weights(
     spec: ModelSpec, model_path: str | os.PathLike | None = None, root: str | os.PathLike = REPO_ROOT
 ) -> Path:
     """The weights file to load: ``model_path`` if given, else the zoo default (downloaded if absent)."""
+    from ehat.checkpoints import CheckpointError, checkpoint_file
+
     if model_path is not None:
         path = Path(model_path)
+        if path.is_dir():
+            try:
+                checkpoint_file(path)
+            except CheckpointError as e:
+                raise ZooError(f"--model_path {e} (model_id {spec.model_id}, {spec.name})") from e
         if not path.is_file():
             raise ZooError(f"--model_path {path} does not exist (model_id {spec.model_id}, {spec.name})")
         if spec.sha256 is not None and path.resolve() == (Path(root) / spec.weights).resolve():
@@ -192,23 +213,48 @@ def build_model(spec: ModelSpec, weights: str | os.PathLike | None) -> nn.Module
     network raises :class:`ZooError` naming the file, the model_id and the mismatching keys.
     """
     from ehat.archs import create_model
-    from ehat.archs.rlfn_arch import RLFN
-    from ehat.checkpoints import CheckpointError, load_weights, read_state_dict
+    from ehat.checkpoints import CheckpointError, load_weights, read_checkpoint, read_state_dict
 
-    model = RLFN(**spec.arch_kwargs) if spec.arch == "RLFN" else create_model(spec.arch, **spec.arch_kwargs)
+    model = create_model(spec.preset)
     if weights is not None:
         try:
-            state = read_state_dict(weights)
+            raw = read_checkpoint(weights)
+            state = read_state_dict(raw)
         except CheckpointError as e:  # unreadable, empty, corrupt or code-carrying: not a mismatch
             raise ZooError(f"cannot use {weights}: {e}") from e
         try:
-            load_weights(model, state)
+            load_weights(model, raw, name=str(weights), hint=_mismatch_hint(spec, state))
         except CheckpointError as e:
             raise ZooError(
-                f"{weights} does not match --model_id {spec.model_id} ({spec.name}, network {spec.arch}): {e}. "
-                f"Pass the --model_id this checkpoint was trained for, or the right --model_path."
+                f"{weights} does not match --model_id {spec.model_id} ({spec.name}, network {spec.preset}): {e}"
             ) from e
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
     return model
+
+
+def _mismatch_hint(spec: ModelSpec, state: Mapping[str, torch.Tensor]) -> str:
+    """What to do with weights that do not fit ``spec``: the zoo id whose preset they fit, if any."""
+    from ehat.archs import preset_config
+    from ehat.checkpoints import CheckpointError, infer_config
+
+    right_file = f"or pass --model_path with {spec.name}'s own weights ({spec.pretrained.file})"
+    try:
+        file_cfg = infer_config(state)
+    except CheckpointError:
+        return f"pass the --model_id this checkpoint was trained for, {right_file}"
+    ignored = ("drop_path_rate", "img_size")
+    fits = [
+        s
+        for s in ZOO.values()
+        if s.model_id != spec.model_id
+        and {k: v for k, v in preset_config(s.preset).items() if k not in ignored}.items()
+        <= {k: v for k, v in file_cfg.items() if k not in ignored}.items()
+    ]
+    if fits:
+        return f"the file fits --model_id {fits[0].model_id} ({fits[0].name}): pass that id, {right_file}"
+    return (
+        "no --model_id describes this file: evaluate it with test.py and network_g set to the config it "
+        f"looks like (above), {right_file}"
+    )

@@ -7,6 +7,8 @@ Examples:
   python scripts/convert_checkpoint.py ehat_l.pth team.pth --to team
 The network config is inferred from the weights (or taken from the file) and stored with them;
 the converted file is loaded back and checked to give the same state dict before it is kept.
+A problem with the files (unknown layout, unreadable input, unwritable output) prints one
+``error: ...`` line and exits with status 2.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 import torch
 
 import ehat  # noqa: F401  (registers the architectures)
-from ehat.atomic import atomic_torch_save
+from ehat.atomic import atomic_torch_save, atomic_write_bytes
 from ehat.checkpoints import (
     CheckpointError,
     expand_team_bsa,
@@ -27,6 +29,7 @@ from ehat.checkpoints import (
     read_checkpoint,
     read_state_dict,
 )
+from ehat.errors import EhatError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -45,19 +48,17 @@ def convert(src: Path, dst: Path, to: str = "ours", param_key: str = "auto") -> 
     """Convert ``src`` to ``dst``; returns the network config written."""
     raw = read_checkpoint(src)
     sd = read_state_dict(raw, param_key)
-    arch = raw.get("arch") if isinstance(raw.get("arch"), dict) else infer_config(sd)
+    arch = raw.get("arch") if isinstance(raw.get("arch"), dict) else infer_config(sd, source=str(src))
     if to == "team":
         out_sd = expand_team_bsa(sd)
         if dst.suffix == ".safetensors":
             raise CheckpointError("the team's layout is a .pth file (their test_demo.py loads 'params')")
         atomic_torch_save({"params": out_sd}, dst)
     elif dst.suffix == ".safetensors":
-        from safetensors.torch import save_file
+        from safetensors.torch import save
 
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dst.with_name(f".{dst.name}.tmp")
-        save_file({k: v.contiguous() for k, v in sd.items()}, str(tmp), metadata={"arch": json.dumps(arch)})
-        tmp.replace(dst)
+        tensors = {k: v.contiguous() for k, v in sd.items()}
+        atomic_write_bytes(dst, save(tensors, metadata={"arch": json.dumps(arch)}))
     else:
         atomic_torch_save({"params": sd, "arch": arch}, dst)
     back = read_state_dict(dst)
@@ -75,9 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         arch = convert(src, dst, args.to, args.param_key)
-    except CheckpointError as err:
+    except (EhatError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 1
+        return 2
     print(f"wrote {dst} ({args.to} layout): {arch.get('type')} {json.dumps(arch)}")
     return 0
 

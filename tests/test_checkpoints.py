@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import pickle
 import subprocess
 import sys
@@ -229,3 +230,83 @@ def test_convert_checkpoint_script(tmp_path, to, suffix):
     assert torch.equal(output(load_model(out)), output(src))
     again = subprocess.run(cmd, capture_output=True, text=True)
     assert again.returncode == 2 and "exists" in again.stderr
+
+
+# --------------------------------------------------------------------------- defects found in review
+
+
+def test_unknown_layout_is_a_checkpoint_error_not_a_key_error():
+    """Neither HAT/EHAT nor RLFN: the documented CheckpointError, naming what was looked for."""
+    with pytest.raises(CheckpointError, match=r"(?s)unknown layout.*conv_first\.weight.*conv_1\.weight"):
+        infer_config({"encoder.weight": torch.zeros(2, 2)})
+    # Starts like HAT but lacks the keys the config is read from: still a CheckpointError naming the key.
+    partial = {k: v for k, v in random_model(hat_tiny_cfg()).state_dict().items() if k != "conv_last.weight"}
+    with pytest.raises(CheckpointError, match="conv_last.weight"):
+        infer_config(partial)
+    with pytest.raises(CheckpointError, match="block_1.c1_r.weight"):
+        infer_config({"conv_1.weight": torch.zeros(8, 3, 3, 3)})
+
+
+def test_rlfn_file_is_loaded_without_a_preset(tmp_path, shared_dir):
+    model = load_model(shared_dir / "weights" / "rlfn_ntire_x4.pth")
+    assert type(model).__name__ == "RLFN" and model.arch_config["feature_channels"] == 46
+
+
+def _convert_main():
+    """scripts/convert_checkpoint.py's ``main``, imported in-process (a subprocess costs seconds)."""
+    spec = importlib.util.spec_from_file_location(
+        "convert_checkpoint", REPO / "scripts/convert_checkpoint.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+def test_convert_script_unknown_layout_prints_one_line_and_exits_2(tmp_path, capsys):
+    torch.save({"params": {"encoder.weight": torch.zeros(2, 2)}}, tmp_path / "odd.pth")
+    assert _convert_main()([str(tmp_path / "odd.pth"), str(tmp_path / "o.pth")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert "odd.pth" in err and "unknown layout" in err
+    assert not (tmp_path / "o.pth").exists()
+
+
+def test_convert_script_unwritable_output_exits_2(tmp_path, capsys):
+    src = random_model(hat_tiny_cfg())
+    torch.save({"params": src.state_dict()}, tmp_path / "in.pth")
+    (tmp_path / "blocker").write_text("a file, not a folder")
+    assert _convert_main()([str(tmp_path / "in.pth"), str(tmp_path / "blocker" / "o.pth")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "blocker" in err
+
+
+def test_folder_given_as_a_checkpoint_says_it_is_a_folder_and_lists_its_checkpoints(tmp_path):
+    folder = tmp_path / "experiments" / "models"
+    folder.mkdir(parents=True)
+    (folder / "net_g_1000.pth").write_bytes(b"x")
+    (folder / "net_g_latest.safetensors").write_bytes(b"x")
+    (folder / "notes.txt").write_text("")
+    with pytest.raises(CheckpointError) as info:
+        read_state_dict(folder)
+    msg = str(info.value)
+    assert "is a folder" in msg and "does not exist" not in msg and "not found" not in msg
+    assert ".pth" in msg and "net_g_1000.pth" in msg and "net_g_latest.safetensors" in msg
+    assert "notes.txt" not in msg
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(CheckpointError, match=r"(?s)is a folder.*no \.pth"):
+        load_model(empty)
+
+
+def test_team_layout_of_another_depth_names_the_file_its_depth_and_what_to_do(tmp_path):
+    """A small SKDADDYS-layout file given for EHAT-L: the file, its layout and depths, and a way out."""
+    team = expand_team_bsa(random_model(tiny_cfg(dual_attention="none")).state_dict())
+    path = tmp_path / "my_team_run.pth"
+    torch.save({"params": team}, path)
+    with pytest.raises(CheckpointError) as info:
+        load_weights(create_model("ehat_l"), path)
+    msg = str(info.value)
+    assert str(path) in msg
+    assert "SKDADDYS" in msg and "depths [2, 2]" in msg and "[6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6]" in msg
+    assert "preset" not in msg  # no preset was given: no hint about one
+    assert "load_model" in msg  # what to do: build the network the file describes

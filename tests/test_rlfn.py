@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ehat.archs.rlfn_arch import RLFN, RLFN_CONFIGS, rlfn_config_from_state_dict
+from ehat.archs import preset_config
+from ehat.archs.rlfn_arch import RLFN, rlfn_config_from_state_dict
+from ehat.checkpoints import CheckpointError
 
 
 def _load(path):
@@ -14,12 +16,13 @@ def _load(path):
 
 @pytest.mark.parametrize(
     ("file", "params", "config"),
-    [("rlfn_x4.pth", 543_740, "rlfn_x4"), ("rlfn_ntire_x4.pth", 317_218, "rlfn_ntire_x4")],
+    [("rlfn_x4.pth", 543_740, "rlfn"), ("rlfn_ntire_x4.pth", 317_218, "rlfn_ntire")],
 )
 def test_both_released_checkpoints_load_strictly(shared_dir, file, params, config):
     sd = _load(shared_dir / "weights" / file)
     cfg = rlfn_config_from_state_dict(sd)
-    assert {k: cfg[k] for k in RLFN_CONFIGS[config]} == dict(RLFN_CONFIGS[config])
+    preset = {k: v for k, v in preset_config(config).items() if k != "type"}
+    assert {k: cfg[k] for k in preset} == preset  # the preset is the one home of the config
     model = RLFN(**cfg)
     model.load_state_dict(sd, strict=True)
     assert sum(p.numel() for p in model.parameters()) == params  # shared/README.md
@@ -58,5 +61,5 @@ def test_large_inputs_are_not_padded():
 
 
 def test_state_dict_that_is_not_rlfn_names_the_missing_key():
-    with pytest.raises(KeyError, match="conv_1.weight"):
+    with pytest.raises(CheckpointError, match="conv_1.weight"):
         rlfn_config_from_state_dict({"conv_first.weight": torch.zeros(1)})

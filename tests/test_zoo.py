@@ -14,15 +14,21 @@ from ehat.zoo import ZOO, ZooError, build_model, get_spec, resolve_weights
 
 
 def test_challenge_ids_map_to_the_right_networks_and_ranges():
-    assert (ZOO[35].arch, ZOO[35].weights, ZOO[35].data_range) == (
+    assert (ZOO[35].preset, ZOO[35].weights, ZOO[35].data_range) == (
         "ehat_l",
         "model_zoo/SKDADDYS_Ehat.pth",
         1.0,
     )
     assert ZOO[35].url == "https://github.com/notiom/Ehat/releases/download/vv2.0.0/SKDADDYS_Ehat.pth"
     assert ZOO[35].sha256 is None  # unknown: reported, never pretended
-    assert (ZOO[0].arch, ZOO[0].data_range) == ("RLFN", 255.0)
-    assert any(s.arch == "hat_l" for s in ZOO.values())
+    assert (ZOO[0].preset, ZOO[0].data_range, ZOO[0].weights) == (
+        "rlfn_ntire",
+        255.0,
+        "model_zoo/team00_rlfn.pth",
+    )
+    assert (ZOO[101].preset, ZOO[101].data_range) == ("rlfn", 255.0)
+    assert any(s.preset == "hat_l" for s in ZOO.values())
+    assert ZOO[35].arch == "ehat_l"  # the old attribute name, still read by callers
 
 
 def test_unknown_model_id_lists_the_known_ones():
@@ -37,7 +43,8 @@ def test_baseline_checksum_is_that_of_the_shared_weights(shared_dir):
 
 
 def _spec(url, sha256=None):
-    return dataclasses.replace(ZOO[0], url=url, sha256=sha256, weights="model_zoo/w.pth")
+    pretrained = dataclasses.replace(ZOO[0].pretrained, url=url, sha256=sha256)
+    return dataclasses.replace(ZOO[0], pretrained=pretrained, weights="model_zoo/w.pth")
 
 
 def test_offline_download_says_where_to_get_the_file_and_where_to_put_it(tmp_path):
@@ -91,3 +98,27 @@ def test_unreadable_checkpoint_is_not_called_a_mismatch(tmp_path):
     with pytest.raises(ZooError, match=r"cannot use .*empty.pth: .*empty \(0 bytes\)") as info:
         build_model(ZOO[0], empty)
     assert "does not match" not in str(info.value)
+
+
+def test_folder_given_as_model_path_is_called_a_folder(tmp_path):
+    (tmp_path / "SKDADDYS_Ehat.pth").write_bytes(b"x")
+    with pytest.raises(ZooError) as info:
+        resolve_weights(ZOO[35], tmp_path)
+    msg = str(info.value)
+    assert "--model_path" in msg and "is a folder" in msg and "does not exist" not in msg
+    assert "SKDADDYS_Ehat.pth" in msg
+
+
+def test_team_layout_of_another_depth_through_the_zoo_names_the_file_and_depths(tmp_path):
+    from ehat.archs import build_network, preset_config
+    from ehat.checkpoints import expand_team_bsa
+
+    small = build_network({**preset_config("ehat_tiny"), "dual_attention": "none"})
+    path = tmp_path / "team_small.pth"
+    torch.save({"params": expand_team_bsa(small.state_dict())}, path)
+    with pytest.raises(ZooError) as info:
+        build_model(ZOO[35], path)
+    msg = str(info.value)
+    assert f"checkpoint {path}" in msg and "state dict does not fit" not in msg
+    assert "SKDADDYS" in msg and "depths [2, 2]" in msg
+    assert "pick the matching preset" not in msg

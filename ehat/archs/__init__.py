@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from typing import Any
 
@@ -14,23 +13,44 @@ from ehat.archs.dual_attention import ChannelAttentionModule, DualAttention, Pos
 from ehat.archs.ehat_arch import EHAT
 from ehat.archs.hat_arch import HAT
 from ehat.archs.padding import crop_output, pad_to_multiple
-from ehat.archs.presets import create_model, list_presets, preset_config
+from ehat.archs.presets import (
+    NetworkArgumentError,
+    NetworkConfigError,
+    PretrainedWeights,
+    UnknownNetworkError,
+    create_model,
+    get_preset,
+    list_presets,
+    list_pretrained,
+    preset_config,
+    pretrained_weights,
+)
+from ehat.archs.rlfn_arch import RLFN
+from ehat.errors import did_you_mean
 
 __all__ = [
     "EHAT",
     "HAT",
+    "RLFN",
     "BranchWeights",
     "ChannelAttentionModule",
     "DualAttention",
+    "NetworkArgumentError",
+    "NetworkConfigError",
     "PositionAttention",
+    "PretrainedWeights",
+    "UnknownNetworkError",
     "branch_weight_sizes",
     "build_network",
     "create_model",
     "crop_output",
+    "get_preset",
     "list_presets",
+    "list_pretrained",
     "network_kwargs",
     "pad_to_multiple",
     "preset_config",
+    "pretrained_weights",
 ]
 
 
@@ -39,9 +59,10 @@ def _arch_class(type_name: str) -> type[nn.Module]:
         return ARCH_REGISTRY.get(type_name)
     except KeyError:
         known = sorted({name for name, _ in ARCH_REGISTRY} | set(list_presets()))
-        hint = difflib.get_close_matches(type_name, known, n=1)
-        extra = f" Did you mean {hint[0]!r}?" if hint else ""
-        raise KeyError(f"network_g.type: unknown network {type_name!r}.{extra}") from None
+        raise UnknownNetworkError(
+            f"network_g.type: unknown network {type_name!r}{did_you_mean(type_name, known)}; "
+            f"known classes and presets: {', '.join(known)}"
+        ) from None
 
 
 def network_kwargs(cls: type[nn.Module]) -> dict[str, inspect.Parameter]:
@@ -60,7 +81,10 @@ def resolve_network_config(opt: dict[str, Any]) -> dict[str, Any]:
     """Expand a preset name in ``opt['type']`` into its full config; other keys override it."""
     opt = dict(opt)
     if "type" not in opt:
-        raise KeyError("network_g.type is missing: give a class name (HAT, EHAT, RLFN) or a preset")
+        raise UnknownNetworkError(
+            f"network_g.type: is required: give a class name (HAT, EHAT, RLFN) or a preset "
+            f"({', '.join(list_presets())})"
+        )
     type_name = opt.pop("type")
     if type_name in list_presets():
         base = preset_config(type_name)
@@ -72,7 +96,8 @@ def resolve_network_config(opt: dict[str, Any]) -> dict[str, Any]:
 def build_network(opt: dict[str, Any]) -> nn.Module:
     """Build a network from a BasicSR ``network_g`` dict: ``type`` (class or preset) + arguments.
 
-    An unknown argument is an error naming it (and the closest valid one).
+    An unknown type is an :class:`UnknownNetworkError`, an unknown argument a
+    :class:`NetworkArgumentError`, both naming ``network_g.<key>`` (and the closest valid name).
     """
     cfg = resolve_network_config(opt)
     type_name = cfg.pop("type")
@@ -80,20 +105,9 @@ def build_network(opt: dict[str, Any]) -> nn.Module:
     valid = network_kwargs(cls)
     for key in cfg:
         if key not in valid:
-            hint = difflib.get_close_matches(key, list(valid), n=1)
-            extra = f" Did you mean {hint[0]!r}?" if hint else ""
-            raise TypeError(f"network_g.{key}: {type_name} has no argument {key!r}.{extra}")
+            raise NetworkArgumentError(
+                f"network_g.{key}: {type_name} has no argument {key!r}{did_you_mean(key, valid)}"
+            )
     model = cls(**cfg)
     model.arch_config = {"type": type_name, **cfg}
     return model
-
-
-def _register_optional() -> None:
-    # RLFN lives in its own module (the NTIRE baseline); import it when present.
-    import importlib.util
-
-    if importlib.util.find_spec("ehat.archs.rlfn_arch") is not None:
-        importlib.import_module("ehat.archs.rlfn_arch")
-
-
-_register_optional()

@@ -4,11 +4,9 @@ Reads top-down as the paper's figure: ESA (enhanced spatial attention) -> RLFB (
 feature block) -> RLFN (conv_1, RLFBs, conv_2 + long skip, pixel-shuffle upsampler).
 
 Two released checkpoints share this class (parameter names follow the release so both load with
-``strict=True``):
-
-- ``rlfn_x4.pth`` (paper model): 52 feature channels, 6 blocks, mid channels 52 (543,740 params).
-- ``rlfn_ntire_x4.pth`` == NTIRE 2024 ``team00_rlfn.pth`` (challenge baseline): 46 feature
-  channels, 4 blocks, mid channels 48 (317,218 params).
+``strict=True``); their configs and files are the presets ``rlfn`` (``rlfn_x4.pth``, the paper
+model) and ``rlfn_ntire`` (``rlfn_ntire_x4.pth`` == NTIRE 2024 ``team00_rlfn.pth``, the challenge
+baseline) in :mod:`ehat.archs.presets`.
 
 RLFN works on images in [0, 255] (``img_range`` = 255): no mean shift, no normalisation.
 """
@@ -25,10 +23,8 @@ from torch import nn
 # The smallest LR side ESA accepts: a 3x3 stride-2 conv then a 7x7 stride-3 max-pool need >= 15.
 MIN_INPUT_SIZE = 15
 
-RLFN_CONFIGS: Mapping[str, Mapping[str, int]] = {
-    "rlfn_x4": {"feature_channels": 52, "mid_channels": 52, "num_blocks": 6},
-    "rlfn_ntire_x4": {"feature_channels": 46, "mid_channels": 48, "num_blocks": 4},
-}
+# Keys every RLFN state dict has; the config is read off their shapes.
+RLFN_KEYS = ("conv_1.weight", "block_1.c1_r.weight", "block_1.esa.conv1.weight", "upsampler.0.weight")
 
 
 def _conv(
@@ -141,13 +137,16 @@ class RLFN(nn.Module):
 
 
 def rlfn_config_from_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, int]:
-    """Read RLFN's hyper-parameters off a state dict's keys and shapes.
+    """Read RLFN's constructor arguments (no ``type``) off a state dict's keys and shapes.
 
-    Raises ``KeyError`` naming the missing key when the dict is not an RLFN checkpoint.
+    Raises :class:`ehat.checkpoints.CheckpointError` naming the missing key when the dict is not
+    an RLFN checkpoint.
     """
-    for key in ("conv_1.weight", "block_1.c1_r.weight", "block_1.esa.conv1.weight", "upsampler.0.weight"):
+    for key in RLFN_KEYS:
         if key not in state_dict:
-            raise KeyError(f"not an RLFN state dict: key '{key}' is missing")
+            from ehat.checkpoints import CheckpointError
+
+            raise CheckpointError(f"not an RLFN state dict: key '{key}' is missing")
     feature_channels, in_channels = state_dict["conv_1.weight"].shape[:2]
     num_blocks = 0
     while f"block_{num_blocks + 1}.c1_r.weight" in state_dict:
