@@ -1,6 +1,7 @@
 """BasicSR-style evaluation: ``python test.py -opt options/test/test_EHAT-L_SRx4.yml``.
 
-Shares its code with ``test_demo.py`` (ehat/evaluation); see the README's Evaluation section.
+Shares its code with ``test_demo.py`` (ehat/evaluation); the options are validated by the same typed
+machinery as training's (every key: docs/options.md).
 """
 
 import sys

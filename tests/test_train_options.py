@@ -453,3 +453,54 @@ def test_options_error_is_an_ehat_error():
     from ehat.errors import EhatError
 
     assert issubclass(OptionsError, EhatError)
+
+
+def test_folder_given_as_pretrained_weights_says_it_is_a_folder(opt, tmp_path):
+    opt["path"]["pretrain_network_g"] = str(tmp_path)
+    reject(opt, "path.pretrain_network_g", contains="is a folder")
+
+
+# ------------------------------------------------------------------------------ train.py errors
+def _run_cli(tmp_path, opt: dict, capsys, *extra: str) -> tuple[int, str]:
+    from ehat.train.cli import main
+
+    path = tmp_path / "opt.yml"
+    path.write_text(yaml.safe_dump(opt))
+    code = main(["-opt", str(path), *extra])
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("change", "args", "words"),
+    [
+        ({"dist": True}, (), "option 'dist': is true but train.py runs with --launcher none"),
+        ({}, ("--launcher", "pytorch"), "--launcher pytorch but $RANK is not set"),
+        ({"train": {"total_iters": 3}}, (), "option 'train.total_iters': unknown key"),
+    ],
+)
+def test_train_py_prints_one_line_for_a_user_error(tmp_path, opt, capsys, monkeypatch, change, args, words):
+    monkeypatch.delenv("RANK", raising=False)
+    opt.update({k: v for k, v in change.items() if k != "train"})
+    opt["train"].update(change.get("train", {}))
+    code, err = _run_cli(tmp_path, opt, capsys, *args)
+    assert code == 1 and words in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_num_gpu_without_cuda_is_one_line_naming_the_key(tmp_path, opt, capsys):
+    opt["num_gpu"] = 1
+    code, err = _run_cli(tmp_path, opt, capsys)
+    assert code == 1 and "option 'num_gpu': is 1" in err and "num_gpu: 0" in err and "Traceback" not in err
+
+
+def test_train_py_leaves_real_bugs_their_traceback(tmp_path, opt, capsys, monkeypatch):
+    """A TypeError / KeyError from our own code is a bug: not printed as a user error."""
+    from ehat.train import trainer
+
+    def bug(self):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(trainer.Trainer, "run", bug)
+    with pytest.raises(KeyError):
+        _run_cli(tmp_path, opt, capsys)

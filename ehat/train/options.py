@@ -132,7 +132,7 @@ class DatasetOptions:
         str_or_list, None, nullable=True, doc="image list(s), one per root"
     )
     filename_tmpl: str | None = option(as_str, None, nullable=True, doc="LR name from HR name, e.g. '{}x4'")
-    io_backend: IoBackendOptions = section(IoBackendOptions)
+    io_backend: IoBackendOptions = section(IoBackendOptions, doc="how images are read")
     color: str | None = option(
         as_str, None, nullable=True, choices=("y",), doc="basicsr's datasets only: train on the Y channel"
     )
@@ -163,9 +163,9 @@ class TrainDatasetOptions(DatasetOptions):
     gt_size: int = option(as_int, minimum=1, doc="HR patch size (a multiple of scale)")
     use_hflip: bool = option(as_bool, True, doc="random horizontal flips")
     use_rot: bool = option(as_bool, True, doc="random 90-degree rotations and vertical flips")
-    use_shuffle: bool = option(as_bool, True)
+    use_shuffle: bool = option(as_bool, True, doc="a new seeded order every epoch")
     num_worker_per_gpu: int = option(as_int, 0, minimum=0, doc="DataLoader workers per process")
-    batch_size_per_gpu: int = option(as_int, minimum=1)
+    batch_size_per_gpu: int = option(as_int, minimum=1, doc="patches per micro-batch per process")
     dataset_enlarge_ratio: int = option(as_int, 1, minimum=1, doc="repeat the set this many times per epoch")
     prefetch_mode: str | None = option(
         as_str,
@@ -180,8 +180,8 @@ class TrainDatasetOptions(DatasetOptions):
         nullable=True,
         unsupported="belongs to BasicSR's prefetch_mode: cpu; the DataLoader's workers prefetch instead",
     )
-    pin_memory: bool = option(as_bool, False)
-    persistent_workers: bool = option(as_bool, False)
+    pin_memory: bool = option(as_bool, False, doc="DataLoader's pin_memory (faster host-to-GPU copies)")
+    persistent_workers: bool = option(as_bool, False, doc="keep the workers between epochs")
     check_images: str = option(
         as_str, "header", choices=("header", "decode", "none"), doc="check every image before the first step"
     )
@@ -318,7 +318,7 @@ class TrainOptions:
         "first step (compilation included) is logged apart",
     )
     tf32: bool = option(as_bool, False, doc="let CUDA matmuls and convolutions use TF32 during the run")
-    channels_last: bool = option(as_bool, False)
+    channels_last: bool = option(as_bool, False, doc="network and inputs in channels-last memory format")
     new_param_lr: float | None = option(
         as_float, None, nullable=True, minimum=0.0, doc="learning rate of EHAT's new parameters (BSA, DANet)"
     )
@@ -411,7 +411,7 @@ class WandbOptions:
     project: str | None = option(
         as_str, None, nullable=True, doc="log to this wandb project (when installed)"
     )
-    entity: str | None = option(as_str, None, nullable=True)
+    entity: str | None = option(as_str, None, nullable=True, doc="wandb team or user")
     resume_id: str | None = option(as_str, None, nullable=True, doc="continue this wandb run")
 
 
@@ -423,7 +423,7 @@ class LoggerOptions:
     )
     keep_last: int = option(as_int, 3, minimum=1, doc="training states / net_g_<iter>.pth kept")
     use_tb_logger: bool = option(as_bool, False, doc="TensorBoard scalars and sample images")
-    wandb: WandbOptions | None = section(WandbOptions, nullable=True)
+    wandb: WandbOptions | None = section(WandbOptions, nullable=True, doc="null: no wandb")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -464,17 +464,21 @@ class TrainingOptions:
         doc="set by --launcher; when given, it must agree (true with pytorch/slurm)",
     )
     find_unused_parameters: bool = option(as_bool, False, doc="DistributedDataParallel's flag")
-    path: TrainPathOptions = section(TrainPathOptions)
+    path: TrainPathOptions = section(
+        TrainPathOptions, doc="weights to start from, resume state, output folders"
+    )
     network_g: dict[str, Any] = option(
-        check_network, doc="a network class or preset (type) and its constructor arguments"
+        check_network,
+        doc="type: a network class (HAT, EHAT, RLFN, basicsr's) or a preset (ehat.archs.list_presets(): "
+        "hat_s, hat, hat_l, ehat_l, ehat_tiny...), plus constructor arguments overriding the preset's",
     )
     datasets: dict[str, DatasetOptions] = option(
         check_datasets, needs=("scale",), doc="train (required), val / val_<n> (validation sets)"
     )
-    train: TrainOptions = section(TrainOptions, required=True)
+    train: TrainOptions = section(TrainOptions, required=True, doc="the loop, optimizer, schedule, losses")
     val: ValOptions | None = section(ValOptions, nullable=True, doc="absent or null: no validation")
-    logger: LoggerOptions = section(LoggerOptions)
-    dist_params: DistParamsOptions = section(DistParamsOptions)
+    logger: LoggerOptions = section(LoggerOptions, doc="console/file log, checkpoints, TensorBoard, wandb")
+    dist_params: DistParamsOptions = section(DistParamsOptions, doc="multi-GPU process group")
 
     @property
     def train_set(self) -> TrainDatasetOptions:
@@ -527,7 +531,7 @@ class TestDatasetOptions:
     )
     dataroot_gt: str | None = option(as_str, None, nullable=True, doc="HR folder; null: no metrics")
     dataroot_lq: str = option(as_str, doc="LR folder (names <name>.png or <name>x<scale>.png)")
-    io_backend: TestIoBackendOptions = section(TestIoBackendOptions)
+    io_backend: TestIoBackendOptions = section(TestIoBackendOptions, doc="only disk")
     filename_tmpl: str | None = option(
         as_str, None, nullable=True, doc="only '{}' or '{}x<scale>': both are paired automatically"
     )
@@ -565,10 +569,10 @@ def check_test_datasets(value: Any, key: str, scale: int) -> dict[str, TestDatas
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class TestMetricOptions:
     __test__ = False  # not a pytest test class
-    type: str = option(as_str, choices=("calculate_psnr", "calculate_ssim"))
+    type: str = option(as_str, choices=("calculate_psnr", "calculate_ssim"), doc="PSNR or SSIM")
     crop_border: int | None = option(as_int, None, nullable=True, doc="must equal scale (the default)")
     test_y_channel: bool = option(as_bool, False, doc="on the Y channel (the benchmark convention)")
-    better: str = option(as_str, "higher", choices=("higher", "lower"))
+    better: str = option(as_str, "higher", choices=("higher", "lower"), doc="accepted for HAT configs")
 
     @property
     def field(self) -> str:
@@ -628,17 +632,19 @@ class TestOptions:
 
     name: str = option(as_str, doc="results go to <results_root>/<name>/")
     model_type: str = option(as_str, "EHATModel", choices=MODEL_TYPES, doc="accepted for BasicSR configs")
-    scale: int = option(as_int, 4, minimum=1)
+    scale: int = option(as_int, 4, minimum=1, doc="upscaling factor")
     num_gpu: int | str = option(int_or_auto, "auto", minimum=0, doc="0 = CPU; 'auto' = CUDA when available")
     device: str = option(as_str, "auto", doc="auto, cpu, cuda or cuda:N (num_gpu: 0 forces cpu)")
     manual_seed: int | None = option(
         as_int, None, nullable=True, minimum=0, doc="seeds the network's initialisation (no weights given)"
     )
-    datasets: dict[str, TestDatasetOptions] = option(check_test_datasets, needs=("scale",))
+    datasets: dict[str, TestDatasetOptions] = option(
+        check_test_datasets, needs=("scale",), doc="one test_<n> section per benchmark set"
+    )
     network_g: dict[str, Any] = option(check_network, doc="as in training")
-    path: TestPathOptions = section(TestPathOptions)
-    val: TestValOptions = section(TestValOptions)
-    tile: TileOptions = section(TileOptions)
+    path: TestPathOptions = section(TestPathOptions, doc="the weights to evaluate, the results folder")
+    val: TestValOptions = section(TestValOptions, doc="images saved and metrics reported")
+    tile: TileOptions = section(TileOptions, doc="tiled inference for large images")
     data_range: float | None = option(
         as_float, None, nullable=True, minimum=1e-6, doc="input range; default 255 for RLFN, else 1"
     )
