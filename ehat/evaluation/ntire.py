@@ -349,7 +349,9 @@ def compile_model_step(model: nn.Module, run: Run, opts: EvalOptions, mode: str,
     return seconds
 
 
-def evaluate_sets(model: nn.Module, run: Run, opts: EvalOptions, args: argparse.Namespace, log: Any) -> tuple[dict[str, Any], bool]:  # fmt: skip
+def evaluate_sets(
+    model: nn.Module, run: Run, opts: EvalOptions, args: argparse.Namespace, log: Any
+) -> tuple[dict[str, Any], bool]:
     """Every set of the run, through :func:`evaluate_set`; returns (the row's set keys, whether every
     set evaluated at least one image)."""
     entry: dict[str, Any] = {}
@@ -434,8 +436,6 @@ def write_results(results: dict[str, Any], args: argparse.Namespace, log: Any) -
 
 def run(args: argparse.Namespace, log: Any) -> int:
     """Evaluate, update results.json / results.txt. Returns the exit status (see :func:`main`)."""
-    from ehat.zoo import ZooError  # until ZooError derives from EhatError
-
     try:
         plan = plan_run(args)
         model = load_model(plan, args, log)
@@ -445,17 +445,16 @@ def run(args: argparse.Namespace, log: Any) -> int:
                  plan.precision)  # fmt: skip
         opts = eval_options(plan, args, model, log)
         compile_s = compile_model_step(model, plan, opts, args.compile, log)
-    except (EhatError, ZooError) as e:
+    except (EhatError, OSError) as e:  # a mistake in the arguments or files (ZooError, CheckpointError, ...)
         log.error("%s", e)
         return 2
     results = load_results_json(Path(args.results_dir) / "results.json", log)
     entry, complete = evaluate_sets(model, plan, opts, args, log)
-    if not complete:
-        update_results(results, plan.spec.name, entry, complete, log)
+    if complete:
+        entry.update(run_facts(plan, opts, args, compile_s))
+        entry.update(complexity_entry(model, plan.spec.name, args, log))
+    if not update_results(results, plan.spec.name, entry, complete, log):
         return 1
-    entry.update(run_facts(plan, opts, args, compile_s))
-    entry.update(complexity_entry(model, plan.spec.name, args, log))
-    update_results(results, plan.spec.name, entry, complete, log)
     return write_results(results, args, log)
 
 
