@@ -2,7 +2,8 @@
 
     python test_demo.py --data_dir ../ --save_dir ../results --model_id 35
 
-See ``python test_demo.py --help`` and the README's Evaluation section.
+See ``python test_demo.py --help``. A mistake in the arguments or files (an ``EhatError`` or an
+``OSError``) prints one line and exits with status 2; no traceback (:func:`ehat.evaluation.ntire.main`).
 """
 
 import sys
