@@ -48,12 +48,15 @@ def compiled_blocks(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if isinstance(m, kinds)]
 
 
-def compile_model(model: nn.Module, mode: str | bool, dynamic: bool | None = None) -> nn.Module:
+def compile_model(
+    model: nn.Module, mode: str | bool, dynamic: bool | None = None, backend: str | Callable = "inductor"
+) -> nn.Module:
     """Compile ``model`` in place and return it. ``mode``: false | blocks | full (bools accepted).
 
     ``dynamic=None`` lets torch mark H/W dynamic after the first size change, so a validation set
     of many image sizes compiles at most twice per block; ``True`` starts dynamic.
-    Networks without HAT blocks (RLFN) fall back to ``full`` under ``blocks``.
+    Networks without HAT blocks (RLFN) fall back to ``full`` under ``blocks``. ``backend`` is
+    torch.compile's (tests count graphs with a recording backend).
     """
     mode = {True: "full", False: "false"}.get(mode, mode) if isinstance(mode, bool) else str(mode).lower()
     if mode not in COMPILE_MODES:
@@ -62,10 +65,10 @@ def compile_model(model: nn.Module, mode: str | bool, dynamic: bool | None = Non
         return model
     blocks = compiled_blocks(model) if mode == "blocks" else []
     if not blocks:
-        model.compile(dynamic=dynamic)
+        model.compile(dynamic=dynamic, backend=backend)
         return model
     for block in blocks:
-        block.compile(dynamic=dynamic)
+        block.compile(dynamic=dynamic, backend=backend)
     return model
 
 

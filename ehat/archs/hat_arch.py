@@ -4,9 +4,8 @@ window attention -> CAB -> HAB -> OCAB -> RHAG -> HAT
 
 State-dict keys and shapes equal the official XPixelGroup/HAT layout, so official checkpoints load
 with ``strict=True``. Attention takes the relative position bias (plus the shifted-window mask)
-as one additive mask and computes the reference formula ``softmax(q k^T * scale + bias + mask) v``:
-through PyTorch's fused ``scaled_dot_product_attention`` on CPU, written out on CUDA (see
-:func:`masked_attention`).
+as one additive mask and computes the reference formula ``softmax(q k^T * scale + bias + mask) v``
+with the kernel named by ``attn_backend`` (see :mod:`ehat.archs.attention`).
 
 Tokens are (B, H*W, C) in LR pixels; images are (B, C, H, W) in [0, 1] * ``img_range``.
 """
@@ -24,6 +23,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from timm.layers import DropPath, trunc_normal_
 from torch import nn
 
+from ehat.archs.attention import attention, check_backend
 from ehat.archs.padding import crop_output, pad_to_multiple
 
 RGB_MEAN = (0.4488, 0.4371, 0.4040)
@@ -117,40 +117,11 @@ def reverse_by_kind(windows: torch.Tensor, counts: list[int], ws: int, h: int, w
 # --------------------------------------------------------------------------- attention
 
 
-def explicit_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, scale: float, dropout: float = 0.0
-) -> torch.Tensor:
-    """``softmax(q k^T * scale + mask) v`` written out: q (..., Nq, d), k/v (..., Nk, d), mask
-    broadcastable to (..., Nq, Nk) -> (..., Nq, d)."""
-    attn = (q * scale) @ k.transpose(-2, -1) + mask
-    attn = attn.softmax(dim=-1)
-    if dropout > 0.0:
-        attn = F.dropout(attn, p=dropout)
-    return attn @ v
-
-
-def masked_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, scale: float, dropout: float = 0.0
-) -> torch.Tensor:
-    """``softmax(q k^T * scale + mask) v`` for (B, heads, N, d) tensors and a float mask.
-
-    CUDA: the explicit formula, as the official code. Elsewhere SDPA: on CPU a fused kernel (it
-    needs a 4-D contiguous mask to stay fused); on the meta device, where FLOPs are counted, the
-    same path as on CPU, so the count does not depend on where the model runs. On CUDA no fused
-    SDPA kernel takes HAT's shapes (head dim 30, a float mask that needs gradients), and SDPA's
-    math fallback launches ~2x the kernels of the explicit formula, which made a HAT-L training
-    step launch-bound (H200, batch 4 of 64x64: 434 ms vs the reference's 322 ms, with the GPU
-    busy ~300 ms in both).
-    """
-    if q.device.type == "cuda":
-        return explicit_attention(q, k, v, mask, scale, dropout)
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, scale=scale)
-
-
 class WindowAttention(nn.Module):
     """Multi-head self-attention inside ws x ws windows with a relative position bias.
 
-    Args: dim, window_size, num_heads, qkv_bias, qk_scale (default head_dim**-0.5), attn_drop, proj_drop.
+    Args: dim, window_size, num_heads, qkv_bias, qk_scale (default head_dim**-0.5), attn_drop, proj_drop,
+    attn_backend (``auto | explicit | sdpa | flex``, see :mod:`ehat.archs.attention`; not a weight).
     Input (B*nW, ws*ws, C) -> output of the same shape.
     """
 
@@ -163,8 +134,10 @@ class WindowAttention(nn.Module):
         qk_scale: float | None = None,
         attn_drop: float = 0.0,
         proj_drop: float = 0.0,
+        attn_backend: str = "auto",
     ) -> None:
         super().__init__()
+        self.attn_backend = check_backend(attn_backend)
         self.dim = dim
         self.window_size = window_size
         self.num_heads = num_heads
@@ -196,17 +169,17 @@ class WindowAttention(nn.Module):
         q, k, v = qkv.unbind(0)  # each (B*nW, heads, N, d)
         # A 4-D (1, heads, N, N) mask keeps SDPA on its fused CPU kernel; a 3-D one falls back to the
         # unfused math path (4x slower for these shapes).
-        bias = self.relative_bias(rpi).to(q.dtype).unsqueeze(0)  # (1, heads, N, N)
+        bias = self.relative_bias(rpi).unsqueeze(0)  # (1, heads, N, N), fp32 (backends cast as they need)
         dropout = self.attn_drop if self.training else 0.0
         if kind_masks is None:
-            out = masked_attention(q, k, v, bias, self.scale, dropout)
+            out = attention(q, k, v, bias, self.scale, self.attn_backend, dropout)
         else:
             outs, start = [], 0
             for kind, count in enumerate(counts):
                 if count:
                     sl = slice(start, start + count)
-                    mask = bias + kind_masks[kind].to(q.dtype)
-                    outs.append(masked_attention(q[sl], k[sl], v[sl], mask, self.scale, dropout))
+                    mask = bias + kind_masks[kind].to(bias.dtype)
+                    outs.append(attention(q[sl], k[sl], v[sl], mask, self.scale, self.attn_backend, dropout))
                     start += count
             out = torch.cat(outs) if len(outs) > 1 else outs[0]
         out = out.transpose(1, 2).reshape(bw, n, c)
@@ -287,6 +260,7 @@ class HAB(nn.Module):
         drop: float = 0.0,
         attn_drop: float = 0.0,
         drop_path: float = 0.0,
+        attn_backend: str = "auto",
     ) -> None:
         super().__init__()
         if not 0 <= shift_size < window_size:
@@ -295,7 +269,9 @@ class HAB(nn.Module):
         self.shift_size = shift_size
         self.conv_scale = conv_scale
         self.norm1 = nn.LayerNorm(dim)
-        self.attn = WindowAttention(dim, window_size, num_heads, qkv_bias, qk_scale, attn_drop, drop)
+        self.attn = WindowAttention(
+            dim, window_size, num_heads, qkv_bias, qk_scale, attn_drop, drop, attn_backend
+        )
         self.conv_block = CAB(dim, compress_ratio, squeeze_factor)
         self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
         self.norm2 = nn.LayerNorm(dim)
@@ -350,8 +326,10 @@ class OCAB(nn.Module):
         qkv_bias: bool = True,
         qk_scale: float | None = None,
         mlp_ratio: float = 2.0,
+        attn_backend: str = "auto",
     ) -> None:
         super().__init__()
+        self.attn_backend = check_backend(attn_backend)
         self.dim = dim
         self.window_size = window_size
         self.num_heads = num_heads
@@ -389,7 +367,7 @@ class OCAB(nn.Module):
         table = self.relative_position_bias_table
         # Contiguous (1, heads, Nq, Nk): a permuted view would send SDPA down its unfused math path.
         bias = table[rpi_oca.reshape(-1)].view(n_q, n_k, -1).permute(2, 0, 1).contiguous().unsqueeze(0)
-        out = masked_attention(q, k, v, bias.to(q.dtype), self.scale)
+        out = attention(q, k, v, bias, self.scale, self.attn_backend)
         out = window_reverse(out.transpose(1, 2).reshape(b * nw, n_q, c), ws, h, w).reshape(b, h * w, c)
         x = self.proj(out) + shortcut
         return x + self.mlp(self.norm2(x))
@@ -415,6 +393,7 @@ class AttenBlocks(nn.Module):
         attn_drop: float,
         drop_path: Sequence[float],
         use_checkpoint: bool = False,
+        attn_backend: str = "auto",
     ) -> None:
         super().__init__()
         self.use_checkpoint = use_checkpoint
@@ -433,10 +412,13 @@ class AttenBlocks(nn.Module):
                 drop=drop,
                 attn_drop=attn_drop,
                 drop_path=drop_path[i],
+                attn_backend=attn_backend,
             )
             for i in range(depth)
         )
-        self.overlap_attn = OCAB(dim, window_size, overlap_ratio, num_heads, qkv_bias, qk_scale, mlp_ratio)
+        self.overlap_attn = OCAB(
+            dim, window_size, overlap_ratio, num_heads, qkv_bias, qk_scale, mlp_ratio, attn_backend
+        )
 
     def _run(self, module: nn.Module, *args: object) -> torch.Tensor:
         if self.use_checkpoint and torch.is_grad_enabled():
@@ -489,7 +471,8 @@ class RHAG(nn.Module):
         h, w = x_size
         y = self.residual_group(x, x_size, attn_inputs, w0, w1)
         y = self.conv(y.transpose(1, 2).contiguous().view(x.shape[0], -1, h, w)).flatten(2).transpose(1, 2)
-        return y + (x if w1 is None else w1[-1] * x)
+        # Contiguous tokens: every block then sees one memory layout (one compiled graph, not two).
+        return (y + (x if w1 is None else w1[-1] * x)).contiguous()
 
 
 def _resi_conv(dim: int, resi_connection: str) -> nn.Module:
@@ -562,8 +545,10 @@ class HAT(nn.Module):
         img_range: float = 1.0,
         upsampler: str = "pixelshuffle",
         resi_connection: str = "1conv",
+        attn_backend: str = "auto",
     ) -> None:
         super().__init__()
+        check_backend(attn_backend)
         if upsampler != "pixelshuffle":
             raise ValueError(f"upsampler {upsampler!r} is not supported: HAT uses 'pixelshuffle'")
         if len(depths) != len(num_heads):
@@ -617,6 +602,7 @@ class HAT(nn.Module):
                     drop=drop_rate,
                     attn_drop=attn_drop_rate,
                     drop_path=dpr[start : start + depth],
+                    attn_backend=attn_backend,
                 )
             )
         self.norm = nn.LayerNorm(embed_dim)
