@@ -180,7 +180,7 @@ def test_compile_runs_on_the_device_model_and_its_time_stays_out_of_the_runtimes
 ):
     import ehat.acceleration as acc
 
-    delay = 1.5
+    delay = 1.0
     calls, compiled_sizes = [], []
 
     def fake_compile(model, mode, dynamic=None):  # "compiles" lazily: the first call per size is slow

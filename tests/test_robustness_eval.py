@@ -192,6 +192,9 @@ class _FullDisk:
     def __init__(self, f):
         self.f = f
 
+    def __getattr__(self, name):  # fileno, flush, ...: the real file's
+        return getattr(self.f, name)
+
     def write(self, data):
         self.f.write(data[: len(data) // 2])
         raise OSError(errno.ENOSPC, "No space left on device")
