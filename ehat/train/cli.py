@@ -29,12 +29,11 @@ def user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions a user's mistake or machine causes, printed as one line without a traceback:
     :class:`~ehat.errors.EhatError`, ``OSError``, and the error classes of ehat modules that do not
     derive from ``EhatError`` yet (each named here, never ``ValueError`` as a whole)."""
-    from ehat.checkpoints import CheckpointError
     from ehat.data.image_io import ImageReadError
     from ehat.data.pairing import DatasetError
     from ehat.errors import EhatError
 
-    return (EhatError, OSError, CheckpointError, DatasetError, ImageReadError)
+    return (EhatError, OSError, DatasetError, ImageReadError)
 
 
 def entry(argv: Sequence[str] | None = None) -> None:
