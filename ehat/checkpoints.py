@@ -4,10 +4,13 @@ Accepted: BasicSR files (``params_ema`` preferred, ``params`` fallback), bare st
 ``module.`` (DataParallel/DDP) prefixes, ``.pth`` and ``.safetensors``, official HAT / HAT-L
 weights and ``preHAT_L_x4.pth`` (into HAT or EHAT), and team SKDADDYS's ``SKDADDYS_Ehat.pth``
 whose BSA vectors are repeated under every sub-module prefix
-(``...__branchattentionmodule__.weight_0``). Files are read with ``weights_only=True`` only.
+(``...__branchattentionmodule__.weight_0``), and RLFN's ``rlfn_x4.pth`` / ``rlfn_ntire_x4.pth``.
+Files are read with ``weights_only=True`` only.
 
-Any mismatch (missing, unexpected, wrong shape, wrong scale) raises :class:`CheckpointError`
-naming the keys. The only keys allowed to be absent are EHAT's new parameters when the file is a
+Every problem a user can cause raises :class:`CheckpointError` (an :class:`ehat.errors.EhatError`):
+a missing file, a folder given as a file (its checkpoint files are listed), an unreadable or
+code-carrying file, a state dict of an unknown layout, and any mismatch (missing, unexpected,
+wrong shape, wrong scale, other depths), naming the file and keys. The only keys allowed to be absent are EHAT's new parameters when the file is a
 plain HAT checkpoint; they keep their identity initialization and are listed in the report.
 """
 
