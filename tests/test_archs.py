@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -282,3 +284,58 @@ def test_hat_on_the_explicit_attention_path_equals_the_fused_path():
         with torch.no_grad():
             outs.append(model(x))
     torch.testing.assert_close(outs[1], outs[0], rtol=1e-10, atol=1e-10)
+
+
+def test_branch_weights_index_map_follows_the_release_order():
+    """Named pathways sit at the release's indices: weight_0 = [body input] + per group [group input,
+    (CAB identity_j, HAB output_j)..., group output]; weight_1 = per group [(attn_j, mlp_j)..., residual]
+    + [long skip]. Written out here from that description, not from bsa.py's arithmetic."""
+    from ehat.archs.bsa import BranchWeights
+
+    depths = (2, 3)
+    bw = BranchWeights(depths)
+    with torch.no_grad():
+        bw.weight_0.copy_(torch.arange(bw.weight_0.numel()))
+        bw.weight_1.copy_(torch.arange(bw.weight_1.numel()))
+    w0_expected, w1_expected = [("body", "input")], []
+    for i, d in enumerate(depths):
+        w0_expected.append((i, "input"))
+        for j in range(d):
+            w0_expected += [(i, j, "cab"), (i, j, "out")]
+        w0_expected.append((i, "output"))
+        for j in range(d):
+            w1_expected += [(i, j, "attn"), (i, j, "mlp")]
+        w1_expected.append((i, "residual"))
+    w1_expected.append(("body", "long_skip"))
+    w0 = {name: k for k, name in enumerate(w0_expected)}
+    w1 = {name: k for k, name in enumerate(w1_expected)}
+    assert bw.body().dense_input.item() == w0[("body", "input")]
+    assert bw.body().long_skip.item() == w1[("body", "long_skip")]
+    for i, d in enumerate(depths):
+        g = bw.group(i)
+        assert g.dense_input.item() == w0[(i, "input")]
+        assert g.dense_output.item() == w0[(i, "output")]
+        assert g.residual.item() == w1[(i, "residual")]
+        for j in range(d):
+            assert g.blocks[j].cab_identity.item() == w0[(i, j, "cab")]
+            assert g.dense_blocks[j].item() == w0[(i, j, "out")]
+            assert g.blocks[j].attn_shortcut.item() == w1[(i, j, "attn")]
+            assert g.blocks[j].mlp_residual.item() == w1[(i, j, "mlp")]
+
+
+def test_hat_knows_its_extensions_by_no_name():
+    """hat_arch.py exposes neutral hooks; BSA, DANet and the bicubic skip live in EHAT's files."""
+    from pathlib import Path
+
+    import ehat.archs.hat_arch as hat_arch
+
+    source = Path(hat_arch.__file__).read_text().lower().replace("ehat.archs", "").replace("ehat.errors", "")
+    found = re.findall(r"\b(branch\w*|bsa|dual_attention\w*|danet|bicubic\w*|ehat(?!error)\w*)\b", source)
+    assert found == []
+
+
+def test_an_odd_ocab_overlap_is_refused_at_construction():
+    from ehat.archs.hat_arch import HATConfigError
+
+    with pytest.raises(HATConfigError, match="overlap_ratio 0.75 with window_size 12"):
+        build_network({**TINY_HAT, "window_size": 12, "overlap_ratio": 0.75})

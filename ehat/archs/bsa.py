@@ -19,6 +19,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ehat.archs.hat_arch import BlockPathways, BodyPathways, GroupPathways
+
 
 def branch_weight_sizes(depths: Sequence[int]) -> tuple[int, int]:
     """(len(weight_0), len(weight_1)) for RHAG depths ``depths``: (169, 157) for [6] * 12."""
@@ -26,7 +28,11 @@ def branch_weight_sizes(depths: Sequence[int]) -> tuple[int, int]:
 
 
 class BranchWeights(nn.Module):
-    """The two BSA vectors and their fixed index map for RHAG depths ``depths``."""
+    """The two BSA vectors and their fixed index map for RHAG depths ``depths``.
+
+    The only place that knows the layout: :meth:`group` and :meth:`body` hand HAT's hooks the
+    scalars by name (:class:`~ehat.archs.hat_arch.GroupPathways`, ``BodyPathways``).
+    """
 
     def __init__(self, depths: Sequence[int]) -> None:
         super().__init__()
@@ -44,19 +50,26 @@ class BranchWeights(nn.Module):
         self._starts0 = tuple(starts0)
         self._starts1 = tuple(starts1)
 
-    def body_input(self) -> torch.Tensor:
-        """weight_0[0]: the embedded body input's share of the body's dense sum."""
-        return self.weight_0[0]
+    def body(self) -> BodyPathways:
+        """weight_0[0]: the embedded body input's share of the body's dense sum;
+        weight_1[-1]: the long skip from conv_first."""
+        return BodyPathways(dense_input=self.weight_0[0], long_skip=self.weight_1[-1])
 
-    def long_skip(self) -> torch.Tensor:
-        """weight_1[-1]: the long skip from conv_first."""
-        return self.weight_1[-1]
-
-    def group(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Views (w0, w1) of RHAG ``i``: w0 has 2*depth + 2 entries, w1 has 2*depth + 1."""
+    def group(self, i: int) -> GroupPathways:
+        """RHAG ``i``'s scalars. Its slice of weight_0 (2*depth + 2 entries) is
+        ``[group input, (CAB identity_j, HAB output_j) per HAB, group output]``, of weight_1
+        (2*depth + 1) ``[(attention shortcut_j, MLP residual_j) per HAB, group residual]``."""
         d = self.depths[i]
         s0, s1 = self._starts0[i], self._starts1[i]
-        return self.weight_0[s0 : s0 + 2 * d + 2], self.weight_1[s1 : s1 + 2 * d + 1]
+        w0, w1 = self.weight_0[s0 : s0 + 2 * d + 2], self.weight_1[s1 : s1 + 2 * d + 1]
+        blocks = tuple(BlockPathways(w0[1 + 2 * j], w1[2 * j], w1[2 * j + 1]) for j in range(d))
+        return GroupPathways(
+            blocks=blocks,
+            dense_input=w0[0],
+            dense_blocks=tuple(w0[2 + 2 * j] for j in range(d)),
+            residual=w1[-1],
+            dense_output=w0[-1],
+        )
 
     def extra_repr(self) -> str:
         return (

@@ -1,7 +1,10 @@
 """EHAT: HAT + branch self-attention (BSA) + DANet dual attention, each switchable.
 
-With ``bsa=False``, ``dual_attention='none'`` and ``bicubic_skip=False`` (the default) EHAT is
-HAT (same keys, same function). With BSA or dual attention on, a freshly built EHAT still computes
+EHAT plugs its parts into HAT's neutral hooks (``group_pathways``, ``body_pathways``,
+``after_group``, ``after_body``, ``image_skip``); HAT itself knows none of them. By default
+(``type: EHAT``) BSA is on and dual attention sits on the body; the published ``ehat_l`` preset
+(the team's release) has dual attention off. With ``bsa=False``, ``dual_attention='none'`` and
+``bicubic_skip=False`` EHAT is HAT (same keys, same function). With BSA or dual attention on, a freshly built EHAT still computes
 HAT's function exactly: BSA starts at weight_0 = 0 / weight_1 = 1 and dual attention at gamma = 0.
 
 ``bicubic_skip=True`` (off in every published config) adds a learnable image-level skip that
@@ -15,13 +18,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
 from ehat.archs.bicubic_skip import BicubicSkip
 from ehat.archs.bsa import BranchWeights
 from ehat.archs.dual_attention import DualAttention
-from ehat.archs.hat_arch import HAT
+from ehat.archs.hat_arch import HAT, BodyPathways, GroupPathways
 
 DUAL_ATTENTION_PLACEMENTS = ("none", "body", "rhag")
 
@@ -32,8 +36,8 @@ class EHAT(HAT):
 
     Args:
         bsa: learnable branch weights on every residual / dense pathway (:mod:`ehat.archs.bsa`).
-        dual_attention: 'body' (one PAM+CAM on the deep features before ``conv_after_body``),
-            'rhag' (one after every RHAG) or 'none'.
+        dual_attention: 'body' (the default: one PAM+CAM on the deep features before
+            ``conv_after_body``), 'rhag' (one after every RHAG) or 'none'.
         dual_attention_branches: which DANet branches to use, a subset of ('pam', 'cam').
         pam_tile: restrict position attention to tiles of this many LR pixels (None: whole map).
         pam_query_chunk: queries per attention call inside PAM (memory bound on CPU).
@@ -60,8 +64,7 @@ class EHAT(HAT):
         unknown = set(dual_attention_branches) - {"pam", "cam"}
         if unknown:
             raise ValueError(f"dual_attention_branches may hold 'pam' and 'cam' only, got {sorted(unknown)}")
-        if bsa:
-            self.branch_weights = BranchWeights(self.depths)
+        self.branch_weights = BranchWeights(self.depths) if bsa else None
 
         def make() -> DualAttention:
             return DualAttention(
@@ -72,12 +75,35 @@ class EHAT(HAT):
                 pam_query_chunk=pam_query_chunk,
             )
 
+        self.dual_attention_placement = dual_attention
         if dual_attention == "body":
             self.dual_attention = make()
         elif dual_attention == "rhag":
             self.dual_attention = nn.ModuleList(make() for _ in self.depths)
-        self.dual_attention_placement = None if dual_attention == "none" else dual_attention
+        else:
+            self.dual_attention = None
+        self.bicubic_skip = BicubicSkip(self.in_chans, self.upscale) if bicubic_skip else None
         if bicubic_skip:
-            self.bicubic_skip = BicubicSkip(self.in_chans, self.upscale)
             nn.init.zeros_(self.conv_last.weight)
             nn.init.zeros_(self.conv_last.bias)
+
+    def group_pathways(self, i: int) -> GroupPathways | None:
+        return None if self.branch_weights is None else self.branch_weights.group(i)
+
+    def body_pathways(self) -> BodyPathways | None:
+        return None if self.branch_weights is None else self.branch_weights.body()
+
+    def after_group(self, i: int, t: torch.Tensor, x_size: tuple[int, int]) -> torch.Tensor:
+        """Dual attention after RHAG ``i`` (placement 'rhag'); tokens (B, H*W, C)."""
+        if self.dual_attention_placement != "rhag":
+            return t
+        h, w = x_size
+        x = t.transpose(1, 2).contiguous().view(-1, self.embed_dim, h, w)
+        return self.dual_attention[i](x).flatten(2).transpose(1, 2)
+
+    def after_body(self, x: torch.Tensor) -> torch.Tensor:
+        """Dual attention on the deep features (placement 'body'); (B, C, H, W)."""
+        return self.dual_attention(x) if self.dual_attention_placement == "body" else x
+
+    def image_skip(self, x: torch.Tensor) -> torch.Tensor | None:
+        return None if self.bicubic_skip is None else self.bicubic_skip(x)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -25,9 +26,52 @@ from torch import nn
 
 from ehat.archs.attention import attention, check_backend
 from ehat.archs.padding import crop_output, pad_to_multiple
+from ehat.errors import EhatError
 
 RGB_MEAN = (0.4488, 0.4371, 0.4040)
 SHIFT_MASK_VALUE = -100.0  # the official value (not -inf)
+
+
+class HATConfigError(EhatError, ValueError):
+    """Hyper-parameters that cannot build a working network; the message names the argument."""
+
+
+# --------------------------------------------------------------------------- pathway weights
+# HAT's residual and dense pathways can carry a scalar weight each. Plain HAT has none (every
+# field None: identity shortcuts, no dense sums); an extension returns these from the hooks
+# ``HAT.group_pathways`` / ``HAT.body_pathways`` and owns where the scalars are stored.
+
+
+class BlockPathways(NamedTuple):
+    """One HAB's pathway scalars: ``cab_identity`` (adds ``w * x`` to CAB's output),
+    ``attn_shortcut`` (scales the block input before the attention sum), ``mlp_residual``."""
+
+    cab_identity: torch.Tensor
+    attn_shortcut: torch.Tensor
+    mlp_residual: torch.Tensor
+
+
+class GroupPathways(NamedTuple):
+    """One RHAG's pathway scalars.
+
+    The OCAB input becomes ``h_last + dense_input * x_in + sum_j dense_blocks[j] * h_j``, the
+    group output ``conv(...) + residual * x_in``, and the body's dense sum gains
+    ``dense_output * group output``.
+    """
+
+    blocks: tuple[BlockPathways, ...]
+    dense_input: torch.Tensor
+    dense_blocks: tuple[torch.Tensor, ...]
+    residual: torch.Tensor
+    dense_output: torch.Tensor
+
+
+class BodyPathways(NamedTuple):
+    """Body scalars: the deep features become ``t_last + dense_input * t_0 + sum_i dense_output_i * t_i``
+    and the long skip ``long_skip * shallow``."""
+
+    dense_input: torch.Tensor
+    long_skip: torch.Tensor
 
 
 # --------------------------------------------------------------------------- window helpers
@@ -206,7 +250,7 @@ class ChannelAttention(nn.Module):
 class CAB(nn.Module):
     """Channel-attention block: conv3x3 (C -> C/compress) -> GELU -> conv3x3 -> channel attention.
 
-    With ``identity_weight`` (an EHAT branch weight) the block returns ``cab(x) + w * x``.
+    With ``identity_weight`` (a pathway scalar, see :class:`BlockPathways`) it returns ``cab(x) + w * x``.
     """
 
     def __init__(self, num_feat: int, compress_ratio: int = 3, squeeze_factor: int = 30) -> None:
@@ -241,7 +285,7 @@ class HAB(nn.Module):
     """Hybrid attention block: (shifted) window attention + scaled CAB in parallel, then an MLP.
 
     ``x = a * x + attn(norm1(x)) + conv_scale * cab(norm1(x));  x = m * x + mlp(norm2(x))``
-    where a = m = 1 for HAT; EHAT passes learnable branch weights (a, m, and the CAB identity weight).
+    where a = m = 1 for HAT; with :class:`BlockPathways` they are scalars (plus a CAB identity term).
     Tokens (B, H*W, C).
     """
 
@@ -264,7 +308,7 @@ class HAB(nn.Module):
     ) -> None:
         super().__init__()
         if not 0 <= shift_size < window_size:
-            raise ValueError(f"shift_size must be in [0, window_size), got {shift_size}")
+            raise HATConfigError(f"shift_size must be in [0, window_size), got {shift_size}")
         self.window_size = window_size
         self.shift_size = shift_size
         self.conv_scale = conv_scale
@@ -283,10 +327,10 @@ class HAB(nn.Module):
         x_size: tuple[int, int],
         rpi_sa: torch.Tensor,
         shift_masks: torch.Tensor | None,
-        weights: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+        weights: BlockPathways | None = None,
     ) -> torch.Tensor:
         """x: (B, H*W, C); shift_masks: (4, N, N) per window kind (see :func:`shift_kind_masks`);
-        weights: (cab identity, attention shortcut, mlp residual) scalars or None."""
+        weights: this block's pathway scalars, or None (HAT)."""
         h, w = x_size
         b, _, c = x.shape
         w_cab, w_attn, w_mlp = weights if weights is not None else (None, None, None)
@@ -335,6 +379,12 @@ class OCAB(nn.Module):
         self.num_heads = num_heads
         self.scale = qk_scale or (dim // num_heads) ** -0.5
         self.overlap_win_size = int(window_size * overlap_ratio) + window_size
+        if (self.overlap_win_size - window_size) % 2:
+            raise HATConfigError(
+                f"overlap_ratio {overlap_ratio} with window_size {window_size} gives an odd overlap of "
+                f"{self.overlap_win_size - window_size} pixels; OCAB pads half of it on each side, so "
+                "int(window_size * overlap_ratio) must be even (HAT uses 0.5 with windows 8, 12 or 16)"
+            )
         self.norm1 = nn.LayerNorm(dim)
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         self.relative_position_bias_table = nn.Parameter(
@@ -430,21 +480,15 @@ class AttenBlocks(nn.Module):
         x: torch.Tensor,
         x_size: tuple[int, int],
         attn_inputs: dict[str, torch.Tensor | None],
-        w0: torch.Tensor | None = None,
-        w1: torch.Tensor | None = None,
+        pathways: GroupPathways | None = None,
     ) -> torch.Tensor:
-        """x: (B, H*W, C). ``w0``/``w1``: this group's slices of the EHAT branch weights, or None.
-
-        w0 = [group input, (CAB identity, HAB output) per HAB, group output]; w1 = [(attention
-        shortcut, MLP residual) per HAB, group residual]. With them the OCAB input is
-        ``h_last + w0[0] * x_in + sum_j w0[2 + 2j] * h_j`` (the release's dense sum).
-        """
-        dense = None if w0 is None else w0[0] * x
+        """x: (B, H*W, C). ``pathways``: this group's scalars (see :class:`GroupPathways`), or None."""
+        dense = None if pathways is None else pathways.dense_input * x
         for j, blk in enumerate(self.blocks):
-            weights = None if w0 is None else (w0[1 + 2 * j], w1[2 * j], w1[2 * j + 1])
+            weights = None if pathways is None else pathways.blocks[j]
             x = self._run(blk, x, x_size, attn_inputs["rpi_sa"], attn_inputs["shift_masks"], weights)
             if dense is not None:
-                dense = dense + w0[2 + 2 * j] * x
+                dense = dense + pathways.dense_blocks[j] * x
         if dense is not None:
             x = x + dense
         return self._run(self.overlap_attn, x, x_size, attn_inputs["rpi_oca"])
@@ -465,14 +509,14 @@ class RHAG(nn.Module):
         x: torch.Tensor,
         x_size: tuple[int, int],
         attn_inputs: dict[str, torch.Tensor | None],
-        w0: torch.Tensor | None = None,
-        w1: torch.Tensor | None = None,
+        pathways: GroupPathways | None = None,
     ) -> torch.Tensor:
+        """x: (B, H*W, C) -> same; ``pathways`` as in :class:`AttenBlocks`."""
         h, w = x_size
-        y = self.residual_group(x, x_size, attn_inputs, w0, w1)
+        y = self.residual_group(x, x_size, attn_inputs, pathways)
         y = self.conv(y.transpose(1, 2).contiguous().view(x.shape[0], -1, h, w)).flatten(2).transpose(1, 2)
         # Contiguous tokens: every block then sees one memory layout (one compiled graph, not two).
-        return (y + (x if w1 is None else w1[-1] * x)).contiguous()
+        return (y + (x if pathways is None else pathways.residual * x)).contiguous()
 
 
 def _resi_conv(dim: int, resi_connection: str) -> nn.Module:
@@ -480,7 +524,7 @@ def _resi_conv(dim: int, resi_connection: str) -> nn.Module:
         return nn.Conv2d(dim, dim, 3, 1, 1)
     if resi_connection == "identity":
         return nn.Identity()
-    raise ValueError(f"resi_connection must be '1conv' or 'identity', got {resi_connection!r}")
+    raise HATConfigError(f"resi_connection must be '1conv' or 'identity', got {resi_connection!r}")
 
 
 class PatchEmbed(nn.Module):
@@ -506,7 +550,7 @@ class Upsample(nn.Sequential):
         elif scale == 3:
             layers += [nn.Conv2d(num_feat, 9 * num_feat, 3, 1, 1), nn.PixelShuffle(3)]
         else:
-            raise ValueError(f"upscale {scale} is not supported: use 2^n or 3")
+            raise HATConfigError(f"upscale {scale} is not supported: use 2^n or 3")
         super().__init__(*layers)
 
 
@@ -550,11 +594,11 @@ class HAT(nn.Module):
         super().__init__()
         check_backend(attn_backend)
         if upsampler != "pixelshuffle":
-            raise ValueError(f"upsampler {upsampler!r} is not supported: HAT uses 'pixelshuffle'")
+            raise HATConfigError(f"upsampler {upsampler!r} is not supported: HAT uses 'pixelshuffle'")
         if len(depths) != len(num_heads):
-            raise ValueError(f"depths {list(depths)} and num_heads {list(num_heads)} differ in length")
+            raise HATConfigError(f"depths {list(depths)} and num_heads {list(num_heads)} differ in length")
         if patch_size != 1:
-            raise ValueError(f"patch_size must be 1 for HAT (got {patch_size})")
+            raise HATConfigError(f"patch_size must be 1 for HAT (got {patch_size})")
         self.window_size = window_size
         self.shift_size = window_size // 2
         self.overlap_ratio = overlap_ratio
@@ -613,14 +657,33 @@ class HAT(nn.Module):
         self.upsample = Upsample(upscale, num_feat)
         self.conv_last = nn.Conv2d(num_feat, in_chans, 3, 1, 1)
         self.apply(_init_weights)
-        # Extension points that EHAT fills in; None in plain HAT.
-        self.branch_weights: nn.Module | None = None
-        self.dual_attention: nn.Module | None = None
-        self.dual_attention_placement: str | None = None
-        self.bicubic_skip: nn.Module | None = None
 
-    def attention_inputs(self, h: int, w: int, device: torch.device) -> dict[str, torch.Tensor | None]:
-        """Relative-position indices and the per-kind shift masks (h, w: multiples of the window)."""
+    # ----------------------------------------------------------------- extension hooks
+    # Identity in HAT; a subclass overrides them to weight pathways or refine features.
+
+    def group_pathways(self, i: int) -> GroupPathways | None:
+        """Pathway scalars of RHAG ``i``; None: HAT's plain residuals, no dense sums."""
+        return None
+
+    def body_pathways(self) -> BodyPathways | None:
+        """The body's dense-sum and long-skip scalars; None: HAT's (no dense sum, skip weight 1)."""
+        return None
+
+    def after_group(self, i: int, t: torch.Tensor, x_size: tuple[int, int]) -> torch.Tensor:
+        """Tokens (B, H*W, C) after RHAG ``i``, before the body's dense sum sees them."""
+        return t
+
+    def after_body(self, x: torch.Tensor) -> torch.Tensor:
+        """Deep features (B, C, H, W) after the final norm, before ``conv_after_body``."""
+        return x
+
+    def image_skip(self, x: torch.Tensor) -> torch.Tensor | None:
+        """An image-level term (B, C, H*upscale, W*upscale) added to the output, from the normalised
+        input (B, C, H, W); None: none."""
+        return None
+
+    def attention_inputs(self, device: torch.device) -> dict[str, torch.Tensor | None]:
+        """Relative-position indices and the per-kind shift masks (independent of the image size)."""
         shift = shift_kind_masks(self.window_size, self.shift_size, device) if self.shift_size else None
         return {
             "rpi_sa": self.relative_position_index_SA,
@@ -631,40 +694,32 @@ class HAT(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Deep features: (B, C, H, W) -> (B, C, H, W), H and W multiples of window_size."""
         h, w = x.shape[-2:]
-        attn_inputs = self.attention_inputs(h, w, x.device)
+        attn_inputs = self.attention_inputs(x.device)
         t = self.patch_embed(x)
         if self.ape:
             t = t + self.absolute_pos_embed
         t = self.pos_drop(t)
-        bw = self.branch_weights
-        dense = None if bw is None else bw.body_input() * t
+        body = self.body_pathways()
+        dense = None if body is None else body.dense_input * t
         for i, layer in enumerate(self.layers):
-            w0, w1 = (None, None) if bw is None else bw.group(i)
-            t = layer(t, (h, w), attn_inputs, w0, w1)
-            if self.dual_attention_placement == "rhag":
-                t = (
-                    self.dual_attention[i](t.transpose(1, 2).contiguous().view(-1, self.embed_dim, h, w))
-                    .flatten(2)
-                    .transpose(1, 2)
-                )
+            pathways = self.group_pathways(i)
+            t = self.after_group(i, layer(t, (h, w), attn_inputs, pathways), (h, w))
             if dense is not None:
-                dense = dense + w0[-1] * t
+                dense = dense + pathways.dense_output * t
         if dense is not None:
             t = t + dense
         x = self.norm(t).transpose(1, 2).contiguous().view(-1, self.embed_dim, h, w)
-        if self.dual_attention_placement == "body":
-            x = self.dual_attention(x)
-        return x
+        return self.after_body(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) in [0, 1] -> (B, C, H*upscale, W*upscale)."""
         mean = self.mean.to(x.dtype)
         x = (x - mean) * self.img_range
-        image_skip = None if self.bicubic_skip is None else self.bicubic_skip(x)
+        image_skip = self.image_skip(x)
         x, size = pad_to_multiple(x, self.window_size)
         shallow = self.conv_first(x)
-        bw = self.branch_weights
-        skip = shallow if bw is None else bw.long_skip() * shallow
+        body = self.body_pathways()
+        skip = shallow if body is None else body.long_skip * shallow
         x = self.conv_after_body(self.forward_features(shallow)) + skip
         x = crop_output(self.conv_last(self.upsample(self.conv_before_upsample(x))), size, self.upscale)
         if image_skip is not None:
