@@ -12,7 +12,6 @@ setup(
         "torch>=2.1",
         "torchvision>=0.16",
         "basicsr>=1.4.2",
-        "einops",
         "fvcore",
         "lmdb",
         "numpy>=1.24",

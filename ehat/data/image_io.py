@@ -19,13 +19,14 @@ import numpy as np
 
 from ehat.atomic import atomic_write_bytes
 from ehat.data.image_header import check_pixel_limit, header_size
+from ehat.errors import EhatError
 
 PathLike = Union[str, os.PathLike]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
-class ImageReadError(ValueError):
+class ImageReadError(EhatError, ValueError):
     """An image could not be read or decoded; the message names the file and the problem.
 
     Constructible from the message alone, so PyTorch can re-raise it unchanged from a DataLoader worker.

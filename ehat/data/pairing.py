@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Literal, Optional, Sequence
 
 from ehat.data.image_io import IMAGE_EXTENSIONS, PathLike
+from ehat.errors import EhatError
 
 MissingPolicy = Literal["error", "warn"]
 
@@ -27,7 +28,7 @@ _SUBIMAGE_SUFFIX = re.compile(r"_s\d+$")
 _LIST_LIMIT = 20
 
 
-class DatasetError(ValueError):
+class DatasetError(EhatError, ValueError):
     """A dataset folder, file list or pairing is wrong; the message names the folder or files at fault."""
 
     def __init__(self, message: str, path: str | None = None) -> None:

@@ -27,13 +27,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions a user's mistake or machine causes, printed as one line without a traceback:
-    :class:`~ehat.errors.EhatError`, ``OSError``, and the error classes of ehat modules that do not
-    derive from ``EhatError`` yet (each named here, never ``ValueError`` as a whole)."""
-    from ehat.data.image_io import ImageReadError
-    from ehat.data.pairing import DatasetError
+    :class:`~ehat.errors.EhatError` and ``OSError`` (never ``ValueError`` as a whole)."""
     from ehat.errors import EhatError
 
-    return (EhatError, OSError, DatasetError, ImageReadError)
+    return (EhatError, OSError)
 
 
 def entry(argv: Sequence[str] | None = None) -> None:
