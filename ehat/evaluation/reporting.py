@@ -15,10 +15,13 @@ import json
 import logging
 import math
 import os
-from collections.abc import Iterator, Sequence
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ehat.logs import LIBRARY_LOGGERS, run_log
 
 __all__ = [
     "LIBRARY_LOGGERS",
@@ -39,7 +42,6 @@ __all__ = [
 ]
 
 #: Loggers of library modules whose messages also go to the run's log file.
-LIBRARY_LOGGERS = ("ehat.zoo", "ehat.checkpoints", "ehat.evaluation")
 
 
 @dataclass
@@ -254,34 +256,10 @@ def write_results_txt(path: str | os.PathLike, results: dict[str, Any], include_
     return table
 
 
-@contextlib.contextmanager
-def file_logger(name: str, log_file: str | os.PathLike) -> Iterator[logging.Logger]:
-    """A logger writing to ``log_file`` (appending) and to stderr, detached again on exit."""
-    log = logging.getLogger(name)
-    log.setLevel(logging.INFO)
-    fmt = logging.Formatter("%(asctime)s %(levelname)s: %(message)s", "%y-%m-%d %H:%M:%S")
-    Path(log_file).parent.mkdir(parents=True, exist_ok=True)
-    handlers: list[logging.Handler] = [
-        logging.FileHandler(log_file, encoding="utf-8"),
-        logging.StreamHandler(),
-    ]
-    for h in handlers:
-        h.setFormatter(fmt)
-        log.addHandler(h)
-    # Library loggers (zoo downloads, checkpoint notes, complexity fallbacks, caches) go to the same places.
-    lib = [logging.getLogger(n) for n in LIBRARY_LOGGERS]
-    for lg in lib:
-        lg.setLevel(logging.INFO)
-        for h in handlers:
-            lg.addHandler(h)
-    try:
-        yield log
-    finally:
-        for lg in [log, *lib]:
-            for h in handlers:
-                lg.removeHandler(h)
-        for h in handlers:
-            h.close()
+def file_logger(name: str, log_file: str | os.PathLike) -> contextlib.AbstractContextManager[logging.Logger]:
+    """A logger writing to ``log_file`` (appending) and to stderr, detached again on exit
+    (:func:`ehat.logs.run_log`, with the library loggers)."""
+    return run_log(name, log_file, console=sys.stderr)
 
 
 def update_results(results: dict[str, Any], name: str, entry: dict[str, Any], complete: bool,

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ehat.logs import LIBRARY_LOGGERS, attach
+
 if TYPE_CHECKING:
     from ehat.train.options import TrainingOptions
 
@@ -22,28 +24,30 @@ def get_logger() -> logging.Logger:
     return logging.getLogger(LOGGER_NAME)
 
 
+_detach: list = []
+
+
 def setup_logger(log_file: Path | None, is_main: bool) -> logging.Logger:
-    """Configure the ``ehat.train`` logger for one run: console (rank 0) and ``log_file``.
+    """Configure the ``ehat.train`` logger for one run: console (stdout) and ``log_file`` on rank 0,
+    warnings only on other ranks (:func:`ehat.logs.attach`).
 
     Earlier handlers of this logger are closed first, so several runs in one process do not mix.
     """
-    logger = get_logger()
     close_logger()
-    logger.setLevel(logging.INFO if is_main else logging.WARNING)
-    logger.propagate = False
-    fmt = logging.Formatter("%(asctime)s %(levelname)s: %(message)s", "%Y-%m-%d %H:%M:%S")
-    console = logging.StreamHandler(sys.stdout)
-    console.setFormatter(fmt)
-    logger.addHandler(console)
-    if log_file is not None and is_main:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        fh = logging.FileHandler(log_file, encoding="utf-8")
-        fh.setFormatter(fmt)
-        logger.addHandler(fh)
-    return logger
+    log, detach = attach(
+        LOGGER_NAME,
+        log_file if is_main else None,
+        console=sys.stdout,
+        level=logging.INFO if is_main else logging.WARNING,
+        libraries=LIBRARY_LOGGERS if is_main else (),
+    )
+    _detach.append(detach)
+    return log
 
 
 def close_logger() -> None:
+    while _detach:
+        _detach.pop()()
     logger = get_logger()
     for h in list(logger.handlers):
         logger.removeHandler(h)
