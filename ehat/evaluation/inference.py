@@ -107,6 +107,15 @@ def check_finite(x: torch.Tensor, name: str, what: str, advice: str) -> None:
         raise ValueError(f"{name}: the {what} holds {n} NaN/inf value(s); {advice}")
 
 
+def _nonfinite_advice(precision: str) -> str:
+    if precision == "fp16":
+        return (
+            "fp16 overflowed (its largest value is 65504; attention logits and HAT's activations can exceed "
+            "it): use --bf16 (fp32's range, as fast on current GPUs) or full precision"
+        )
+    return "check the weights and --data_range"
+
+
 def infer(
     model: Forward, x: torch.Tensor, settings: RunSettings, log: logging.Logger, name: str
 ) -> tuple[tuple[torch.Tensor, Timing], int | None]:
@@ -127,7 +136,7 @@ def infer(
         fwd = make_forward(model, settings, tile)
         try:
             out = timed(lambda f=fwd: f(x), settings.device, settings.warmup, settings.repeat)
-            check_finite(out[0], name, "model output", "check the weights and --data_range, or drop --fp16")
+            check_finite(out[0], name, "model output", _nonfinite_advice(settings.precision))
             return out, tile
         except RuntimeError as e:
             if not is_out_of_memory(e) or not candidates:
