@@ -1,4 +1,7 @@
-"""Shared fixtures: the ``../shared`` reference folder and small real photos."""
+"""Fixtures for every test folder: the ``../shared`` reference folder, a real photo, random RLFN weights.
+
+Plain helper functions live in ``tests/helpers.py``.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import ehat  # noqa: F401  (installs the torchvision alias and registers archs)
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO_ROOT
 
 
 def _shared_dir() -> Path | None:
@@ -40,3 +43,17 @@ def photo() -> np.ndarray:
     from skimage import data
 
     return data.astronaut()
+
+
+@pytest.fixture()
+def rlfn_weights(tmp_path: Path) -> Path:
+    """A randomly initialised RLFN of the NTIRE baseline's shape (46/48 channels, 4 blocks), seed 0, x4.
+
+    Saved as a bare state dict in ``tmp_path / "rlfn_random.pth"``.
+    """
+    from ehat.archs.rlfn_arch import RLFN
+
+    torch.manual_seed(0)
+    path = tmp_path / "rlfn_random.pth"
+    torch.save(RLFN(feature_channels=46, mid_channels=48, num_blocks=4).state_dict(), path)
+    return path

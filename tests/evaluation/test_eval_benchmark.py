@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -14,8 +12,9 @@ from ehat.archs.rlfn_arch import RLFN
 from ehat.data.image_io import write_image
 from ehat.evaluation.benchmark import OptionsError, load_test_options, main, run_options
 from ehat.evaluation.metrics import image_metrics
+from tests.helpers import REPO_ROOT
 
-OPTIONS = sorted((Path(__file__).resolve().parents[1] / "options" / "test").glob("*.yml"))
+OPTIONS = sorted((REPO_ROOT / "options" / "test").glob("*.yml"))
 
 
 @pytest.mark.parametrize("path", OPTIONS, ids=[p.name for p in OPTIONS])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,8 +11,7 @@ from basicsr.utils.matlab_functions import imresize
 from ehat.data.image_io import read_image_uint8, write_image
 from ehat.data.lmdb_backend import LmdbReader, read_lmdb_keys
 from ehat.data.prepare import crop_starts
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO_ROOT
 
 SCRIPTS = ["extract_subimages", "generate_lr", "make_meta_info", "make_lmdb", "verify_dataset", "bench_data"]
 

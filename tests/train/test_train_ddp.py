@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from test_train_support import make_data, tiny_options
 
 from ehat.train.options import validate_options
 from ehat.train.trainer import Trainer
+from tests.helpers import make_data, tiny_options
 
 RANK_SCRIPT = textwrap.dedent(
     """

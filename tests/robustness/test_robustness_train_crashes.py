@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from test_train_support import assert_same_tensors, make_data, tiny_options
 
 from ehat.train import state as st
 from ehat.train.options import validate_options
 from ehat.train.trainer import Trainer
+from tests.helpers import assert_same_tensors, make_data, tiny_options
 
 TOTAL = 24
 

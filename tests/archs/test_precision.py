@@ -10,8 +10,9 @@ import torch
 from basicsr.metrics.psnr_ssim import calculate_psnr
 
 from ehat.checkpoints import load_model
+from tests.helpers import REPO_ROOT
 
-DEMO = Path(__file__).resolve().parents[1] / "model_zoo" / "ehat_tiny_demo_x4.pth"
+DEMO = REPO_ROOT / "model_zoo" / "ehat_tiny_demo_x4.pth"
 
 
 def _read_rgb(path: Path) -> np.ndarray:

@@ -5,17 +5,14 @@ from __future__ import annotations
 import copy
 import math
 import textwrap
-from pathlib import Path
 
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_train_support import make_data, tiny_options
 
 from ehat.train.options import OptionsError, experiments_root, load_options, to_plain, validate_options
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO_ROOT, make_data, tiny_options
 
 
 @pytest.fixture(scope="module")
@@ -259,7 +256,9 @@ def test_hat_style_config_validates_unchanged(tmp_path, data):
     assert out.datasets["val_1"].name == "Set5"
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "options" / "train").glob("*.yml")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", sorted((REPO_ROOT / "options" / "train").glob("*.yml")), ids=lambda p: p.name
+)
 def test_shipped_training_options_validate(path):
     out = load_options(path, check_paths=False)
     assert out.train.total_iter > 0

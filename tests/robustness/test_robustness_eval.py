@@ -27,22 +27,14 @@ from ehat.evaluation.inference import infer
 from ehat.evaluation.ntire import main
 from ehat.evaluation.protocol import EvalOptions, evaluate_set
 from ehat.evaluation.sets import ImageItem
+from tests.helpers import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 RLFN_NTIRE = {"feature_channels": 46, "mid_channels": 48, "num_blocks": 4}
 
 
-@pytest.fixture()
-def weights(tmp_path):
-    torch.manual_seed(0)
-    path = tmp_path / "rlfn_random.pth"
-    torch.save(RLFN(**RLFN_NTIRE).state_dict(), path)
-    return path
-
-
-def _run(tmp_path, weights, *extra, model_id=0):
+def _run(tmp_path, rlfn_weights, *extra, model_id=0):
     return main(["--data_dir", str(tmp_path / "data"), "--save_dir", str(tmp_path / "out"),
-                 "--results_dir", str(tmp_path / "res"), "--model_id", str(model_id), "--model_path", str(weights),
+                 "--results_dir", str(tmp_path / "res"), "--model_id", str(model_id), "--model_path", str(rlfn_weights),
                  "--device", "cpu", "--skip_complexity", *extra])  # fmt: skip
 
 
@@ -91,9 +83,9 @@ def messy_set(root: Path, photo: np.ndarray) -> tuple[Path, Path]:
 
 
 @pytest.mark.slow
-def test_every_bad_image_is_named_and_the_others_are_evaluated(tmp_path, photo, weights):
+def test_every_bad_image_is_named_and_the_others_are_evaluated(tmp_path, photo, rlfn_weights):
     hr_dir, lr_dir = messy_set(tmp_path / "data", photo)
-    assert _run(tmp_path, weights) == 0
+    assert _run(tmp_path, rlfn_weights) == 0
     r = _results(tmp_path)
     assert r["valid_images"] == ["0801", "0805", "0806", "0807", "0808", "0809", "0810", "0811"]
     assert r["valid_scored_images"] == ["0801", "0805", "0806", "0807", "0808"]
@@ -116,17 +108,17 @@ def test_every_bad_image_is_named_and_the_others_are_evaluated(tmp_path, photo, 
     assert np.array_equal(cv2.imread(str(out / "0807.png")), good)
 
 
-def test_lr_folder_that_is_empty_or_holds_only_bad_images(tmp_path, photo, weights):
+def test_lr_folder_that_is_empty_or_holds_only_bad_images(tmp_path, photo, rlfn_weights):
     lr_dir = tmp_path / "data" / "DIV2K_LSDIR_valid_LR"
     lr_dir.mkdir(parents=True)
     (lr_dir / "notes.txt").write_text("no images here")
-    assert _run(tmp_path, weights) == 2
+    assert _run(tmp_path, rlfn_weights) == 2
     assert "no images (.png" in _log(tmp_path) and str(lr_dir) in _log(tmp_path)
     (lr_dir / "0801x4.png").write_bytes(b"")
     write_image(
         tmp_path / "data" / "DIV2K_LSDIR_valid_HR" / "0801.png", np.ascontiguousarray(photo[:64, :64])
     )
-    assert _run(tmp_path, weights) == 1
+    assert _run(tmp_path, rlfn_weights) == 1
     assert "no image of the valid set could be evaluated" in _log(tmp_path)
 
 
@@ -162,7 +154,7 @@ def test_non_finite_model_output_fails_that_image_only(tmp_path, photo, caplog):
 
 
 # ------------------------------------------------------------------------------------ foreign checkpoints
-def test_checkpoint_of_another_scale_names_both_scales(tmp_path, photo, weights):
+def test_checkpoint_of_another_scale_names_both_scales(tmp_path, photo, rlfn_weights):
     messy_set(tmp_path / "data", photo)
     x2 = tmp_path / "rlfn_x2.pth"
     torch.save(RLFN(**RLFN_NTIRE, upscale=2).state_dict(), x2)
@@ -173,15 +165,15 @@ def test_checkpoint_of_another_scale_names_both_scales(tmp_path, photo, weights)
 
 
 @pytest.mark.slow
-def test_checkpoint_of_another_architecture_is_refused_without_a_traceback(tmp_path, photo, weights):
+def test_checkpoint_of_another_architecture_is_refused_without_a_traceback(tmp_path, photo, rlfn_weights):
     messy_set(tmp_path / "data", photo)
     cmd = [sys.executable, "test_demo.py", "--data_dir", str(tmp_path / "data"), "--save_dir", str(tmp_path / "o"),
-           "--results_dir", str(tmp_path / "res"), "--model_id", "35", "--model_path", str(weights),
+           "--results_dir", str(tmp_path / "res"), "--model_id", "35", "--model_path", str(rlfn_weights),
            "--device", "cpu"]  # fmt: skip
     done = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
-    assert f"{weights} does not match --model_id 35 (35_EHAT_L, network ehat_l)" in done.stderr
+    assert f"{rlfn_weights} does not match --model_id 35 (35_EHAT_L, network ehat_l)" in done.stderr
     assert "unexpected keys: block_1." in done.stderr and "missing keys: conv_after_body" in done.stderr
 
 
@@ -206,11 +198,11 @@ class _FullDisk:
         self.f.close()
 
 
-def test_full_disk_keeps_the_previous_results_files_intact(tmp_path, photo, weights, monkeypatch):
+def test_full_disk_keeps_the_previous_results_files_intact(tmp_path, photo, rlfn_weights, monkeypatch):
     import os
 
     messy_set(tmp_path / "data", photo)
-    assert _run(tmp_path, weights, "--no_save") == 0
+    assert _run(tmp_path, rlfn_weights, "--no_save") == 0
     before = {n: (tmp_path / "res" / n).read_bytes() for n in ("results.json", "results.txt")}
     real_fdopen = os.fdopen
 
@@ -219,7 +211,7 @@ def test_full_disk_keeps_the_previous_results_files_intact(tmp_path, photo, weig
         return _FullDisk(f) if "w" in mode else f
 
     monkeypatch.setattr(os, "fdopen", full_disk_fdopen)
-    assert _run(tmp_path, weights, "--no_save", "--ssim") == 1
+    assert _run(tmp_path, rlfn_weights, "--no_save", "--ssim") == 1
     assert "No space left on device" in _log(tmp_path) and "are intact" in _log(tmp_path)
     after = {n: (tmp_path / "res" / n).read_bytes() for n in before}
     assert after == before

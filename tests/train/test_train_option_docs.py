@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-from pathlib import Path
 
 import pytest
 
 from ehat.train import options as o
 from ehat.train.option_docs import render
 from ehat.train.schema import option_fields
+from tests.helpers import REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[1]
 CLASSES = [
     o.WeightsPathOptions,
     o.TrainingOptions,
@@ -36,13 +35,13 @@ CLASSES = [
 
 
 def test_committed_option_reference_is_the_generated_one():
-    committed = (REPO / "docs" / "options.md").read_text(encoding="utf-8")
+    committed = (REPO_ROOT / "docs" / "options.md").read_text(encoding="utf-8")
     assert committed == render(), "docs/options.md is stale: run python scripts/generate_option_docs.py"
 
 
 def test_generator_check_mode_flags_a_stale_file(tmp_path, capsys):
     spec = importlib.util.spec_from_file_location(
-        "generate_option_docs", REPO / "scripts/generate_option_docs.py"
+        "generate_option_docs", REPO_ROOT / "scripts/generate_option_docs.py"
     )
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)

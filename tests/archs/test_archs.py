@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from ehat.archs import EHAT, HAT, branch_weight_sizes, build_network, create_model, preset_config
+from tests.helpers import perturb
 
 TINY_HAT = dict(
     type="HAT",
@@ -35,11 +36,7 @@ OTHER_HAT = dict(
 
 def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     """Perturb every parameter so no pathway sits at a trivial value."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn(p.shape, generator=g) * 0.05)
-    return model.eval()
+    return perturb(model, seed).eval()
 
 
 def official_keys_hat_l() -> dict[str, tuple[int, ...]]:

@@ -9,13 +9,11 @@ import time
 
 import numpy as np
 import pytest
-import torch
-from basicsr.utils.matlab_functions import imresize
 from PIL import Image
 
-from ehat.archs.rlfn_arch import RLFN
 from ehat.data.image_io import write_image
 from ehat.evaluation.ntire import build_parser, main
+from tests.helpers import matlab_bicubic
 
 MODEL = "00_RLFN_baseline"
 
@@ -28,7 +26,7 @@ def _make_set(root, photo, names, prefix="DIV2K_LSDIR_valid", lossy=(), sizes=No
         h, w = (sizes or {}).get(name, (48, 48))
         hr = np.ascontiguousarray(photo[40 * i : 40 * i + h, 30 * i : 30 * i + w])
         write_image(hr_dir / f"{name}.png", hr)
-        lr = np.clip(np.round(imresize(hr.astype(np.float64) / 255, 1 / 4) * 255), 0, 255).astype(np.uint8)
+        lr = matlab_bicubic(hr, 1 / 4)
         if name in lossy:
             lr_dir.mkdir(parents=True, exist_ok=True)
             Image.fromarray(lr).save(lr_dir / f"{name}x4.jpg", quality=75)
@@ -37,17 +35,9 @@ def _make_set(root, photo, names, prefix="DIV2K_LSDIR_valid", lossy=(), sizes=No
     return hr_dir, lr_dir
 
 
-@pytest.fixture()
-def weights(tmp_path):
-    torch.manual_seed(0)
-    path = tmp_path / "rlfn_random.pth"
-    torch.save(RLFN(feature_channels=46, mid_channels=48, num_blocks=4).state_dict(), path)
-    return path
-
-
-def _run(tmp_path, weights, *extra):
+def _run(tmp_path, rlfn_weights, *extra):
     return main(["--data_dir", str(tmp_path / "data"), "--save_dir", str(tmp_path / "out"), "--results_dir",
-                 str(tmp_path / "res"), "--model_id", "0", "--model_path", str(weights), "--device", "cpu",
+                 str(tmp_path / "res"), "--model_id", "0", "--model_path", str(rlfn_weights), "--device", "cpu",
                  "--skip_complexity", *extra])  # fmt: skip
 
 
@@ -86,88 +76,90 @@ def test_lr_only_with_hr_dir_is_refused(capsys):
 
 
 # ------------------------------------------------------------------------------------------ ground truth
-def test_misnamed_hr_folder_is_an_error_naming_the_folder_looked_for(tmp_path, photo, weights):
+def test_misnamed_hr_folder_is_an_error_naming_the_folder_looked_for(tmp_path, photo, rlfn_weights):
     hr_dir, _ = _make_set(tmp_path / "data", photo, ["0801"])
     hr_dir.rename(hr_dir.parent / "DIV2K_LSDIR_valid_hr_x4")
-    assert _run(tmp_path, weights) == 2
+    assert _run(tmp_path, rlfn_weights) == 2
     log = _log(tmp_path)
     assert f"looked for {hr_dir}" in log and "did you mean 'DIV2K_LSDIR_valid_hr_x4'" in log
     assert "--lr_only" in log and not (tmp_path / "res" / "results.json").exists()
 
 
-def test_lr_only_evaluates_without_ground_truth(tmp_path, photo, weights):
+def test_lr_only_evaluates_without_ground_truth(tmp_path, photo, rlfn_weights):
     hr_dir, _ = _make_set(tmp_path / "data", photo, ["0801"])
     hr_dir.rename(hr_dir.parent / "elsewhere")
-    assert _run(tmp_path, weights, "--lr_only") == 0
+    assert _run(tmp_path, rlfn_weights, "--lr_only") == 0
     r = _results(tmp_path)[MODEL]
     assert r["valid_images"] == ["0801"] and r["valid_ave_psnr"] is None
 
 
-def test_hr_folder_matching_no_lr_image_is_an_error(tmp_path, photo, weights):
+def test_hr_folder_matching_no_lr_image_is_an_error(tmp_path, photo, rlfn_weights):
     hr_dir, _ = _make_set(tmp_path / "data", photo, ["0801"])
     (hr_dir / "0801.png").rename(hr_dir / "img_0801.png")
-    assert _run(tmp_path, weights) == 2
+    assert _run(tmp_path, rlfn_weights) == 2
     assert f"has its HR in {hr_dir}" in _log(tmp_path) and "HR image named 0801" in _log(tmp_path)
 
 
-def test_missing_hr_dir_is_an_error_naming_it(tmp_path, photo, weights):
+def test_missing_hr_dir_is_an_error_naming_it(tmp_path, photo, rlfn_weights):
     _, lr_dir = _make_set(tmp_path / "data", photo, ["0801"])
-    assert _run(tmp_path, weights, "--lr_dir", str(lr_dir), "--hr_dir", str(tmp_path / "data" / "HR")) == 2
+    assert (
+        _run(tmp_path, rlfn_weights, "--lr_dir", str(lr_dir), "--hr_dir", str(tmp_path / "data" / "HR")) == 2
+    )
     assert f"--hr_dir {tmp_path / 'data' / 'HR'} is not a folder" in _log(tmp_path)
 
 
-def test_withheld_test_hr_is_a_warning_naming_the_folder(tmp_path, photo, weights):
+def test_withheld_test_hr_is_a_warning_naming_the_folder(tmp_path, photo, rlfn_weights):
     _make_set(tmp_path / "data", photo, ["0801"])
     test_hr, _ = _make_set(tmp_path / "data", photo, ["0901"], prefix="DIV2K_LSDIR_test")
     for f in test_hr.iterdir():
         f.unlink()
     test_hr.rmdir()
-    assert _run(tmp_path, weights, "--include_test") == 0
+    assert _run(tmp_path, rlfn_weights, "--include_test") == 0
     assert f"looked for {test_hr}" in _log(tmp_path)
     r = _results(tmp_path)[MODEL]
     assert len(r["valid_psnr"]) == 1 and r["test_images"] == ["0901"] and r["test_psnr"] == []
 
 
 # ------------------------------------------------------------------------------------------ lossy inputs
-def test_lossy_inputs_are_named_once_per_set(tmp_path, photo, weights):
+def test_lossy_inputs_are_named_once_per_set(tmp_path, photo, rlfn_weights):
     _make_set(tmp_path / "data", photo, ["0801", "0802", "0803"], lossy=("0801", "0803"))
-    assert _run(tmp_path, weights) == 0
+    assert _run(tmp_path, rlfn_weights) == 0
     log = _log(tmp_path)
     assert log.count("are lossy") == 1
     assert "2 of 3 LR input(s) of the valid set are lossy" in log and "0801x4.jpg, 0803x4.jpg" in log
 
 
-def test_lossless_inputs_get_no_lossy_warning(tmp_path, photo, weights):
+def test_lossless_inputs_get_no_lossy_warning(tmp_path, photo, rlfn_weights):
     _make_set(tmp_path / "data", photo, ["0801"])
-    assert _run(tmp_path, weights) == 0
+    assert _run(tmp_path, rlfn_weights) == 0
     assert "are lossy" not in _log(tmp_path)
 
 
 # ------------------------------------------------------------------------------------------ results files
-def test_rerun_that_evaluates_nothing_keeps_the_good_row(tmp_path, photo, weights):
+def test_rerun_that_evaluates_nothing_keeps_the_good_row(tmp_path, photo, rlfn_weights):
     _, lr_dir = _make_set(tmp_path / "data", photo, ["0801"])
-    assert _run(tmp_path, weights) == 0
+    assert _run(tmp_path, rlfn_weights) == 0
     before = {n: (tmp_path / "res" / n).read_bytes() for n in ("results.json", "results.txt")}
     assert _results(tmp_path)[MODEL]["valid_images"] == ["0801"]
     (lr_dir / "0801x4.png").write_bytes(b"")  # now nothing can be evaluated
-    assert _run(tmp_path, weights) == 1
+    assert _run(tmp_path, rlfn_weights) == 1
     assert {n: (tmp_path / "res" / n).read_bytes() for n in before} == before
     assert "keep the previous row" in _log(tmp_path)
 
 
-def test_first_run_that_evaluates_nothing_writes_no_row(tmp_path, photo, weights):
+def test_first_run_that_evaluates_nothing_writes_no_row(tmp_path, photo, rlfn_weights):
     _, lr_dir = _make_set(tmp_path / "data", photo, ["0801"])
     (lr_dir / "0801x4.png").write_bytes(b"")
-    assert _run(tmp_path, weights) == 1
+    assert _run(tmp_path, rlfn_weights) == 1
     assert not (tmp_path / "res" / "results.json").exists()
 
 
 # ------------------------------------------------------------------------------------------ weights
-def test_folder_given_as_model_path_says_it_is_a_folder(tmp_path, photo, weights):
+def test_folder_given_as_model_path_says_it_is_a_folder(tmp_path, photo, rlfn_weights):
     _make_set(tmp_path / "data", photo, ["0801"])
     folder = tmp_path / "experiments"
     folder.mkdir()
-    (folder / "net_g_latest.pth").write_bytes(weights.read_bytes())
+    (folder / "net_g_latest.pth").write_bytes(rlfn_weights.read_bytes())
     assert _run(tmp_path, folder) == 2
     log = _log(tmp_path)
     assert f"--model_path {folder} is a folder" in log and "net_g_latest.pth" in log
@@ -176,7 +168,7 @@ def test_folder_given_as_model_path_says_it_is_a_folder(tmp_path, photo, weights
 
 # ------------------------------------------------------------------------------------------ speed flags
 def test_compile_runs_on_the_device_model_and_its_time_stays_out_of_the_runtimes(
-    tmp_path, photo, weights, monkeypatch
+    tmp_path, photo, rlfn_weights, monkeypatch
 ):
     import ehat.acceleration as acc
 
@@ -199,7 +191,7 @@ def test_compile_runs_on_the_device_model_and_its_time_stays_out_of_the_runtimes
 
     monkeypatch.setattr(acc, "compile_model", fake_compile)
     _make_set(tmp_path / "data", photo, ["0801", "0802", "0803"], sizes={"0802": (64, 56)})
-    assert _run(tmp_path, weights, "--compile", "blocks") == 0
+    assert _run(tmp_path, rlfn_weights, "--compile", "blocks") == 0
     assert calls == [("blocks", "cpu")]
     assert compiled_sizes == [(12, 12), (16, 14)]  # both LR sizes compiled during the warm-up
     r = _results(tmp_path)[MODEL]
@@ -208,14 +200,14 @@ def test_compile_runs_on_the_device_model_and_its_time_stays_out_of_the_runtimes
     assert "--compile blocks: warm-up with compilation took" in _log(tmp_path)
 
 
-def test_compile_off_by_default_and_tf32_switch(tmp_path, photo, weights, monkeypatch):
+def test_compile_off_by_default_and_tf32_switch(tmp_path, photo, rlfn_weights, monkeypatch):
     import ehat.acceleration as acc
 
     compiled, tf32 = [], []
     monkeypatch.setattr(acc, "compile_model", lambda m, mode, dynamic=None: compiled.append(mode) or m)
     monkeypatch.setattr(acc, "enable_tf32", lambda on: tf32.append(on))
     _make_set(tmp_path / "data", photo, ["0801"])
-    assert _run(tmp_path, weights, "--tf32") == 0
+    assert _run(tmp_path, rlfn_weights, "--tf32") == 0
     assert compiled == [] and tf32 == [True]
     r = _results(tmp_path)[MODEL]
     assert r["compile"] == "false" and r["compile_seconds"] is None and r["tf32"] is True

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from basicsr.utils.matlab_functions import imresize
 
 from ehat.evaluation.visualize import (
     GAP,
@@ -15,17 +14,13 @@ from ehat.evaluation.visualize import (
     picture_size,
     side_by_side,
 )
-
-
-def _matlab(lr: np.ndarray, scale: int) -> np.ndarray:
-    up = imresize(lr.astype(np.float64) / 255.0, float(scale))
-    return np.round(np.clip(up, 0, 1) * 255).astype(np.uint8)
+from tests.helpers import matlab_bicubic
 
 
 @pytest.mark.parametrize("scale", [2, 4])
 def test_bicubic_panel_is_matlab_bicubic_at_the_given_scale(photo, scale):
     lr = np.ascontiguousarray(photo[100:140, 200:236])
-    ref = _matlab(lr, scale)
+    ref = matlab_bicubic(lr, float(scale))
     up = bicubic_upscale(lr, scale)
     assert up.shape == ref.shape == (40 * scale, 36 * scale, 3)
     assert np.abs(up.astype(int) - ref).max() <= 1  # float32 vs float64 rounding

@@ -9,11 +9,11 @@ import math
 import numpy as np
 import pytest
 import torch
-from basicsr.utils.matlab_functions import imresize
 
 from ehat.archs.rlfn_arch import RLFN
 from ehat.data.image_io import read_image_uint8, write_image
 from ehat.evaluation.ntire import main
+from tests.helpers import matlab_bicubic
 
 CHALLENGE_HEADER = (
     "Model               \tVal PSNR  \tVal Time [ms] \tParams [M]\tFLOPs [G] \tActs [M]\tMem [M] \tConv    "
@@ -25,22 +25,13 @@ def _make_set(root, photo, names_sizes, prefix="DIV2K_LSDIR_valid"):
     for i, (name, (h, w)) in enumerate(names_sizes):
         hr = np.ascontiguousarray(photo[40 * i : 40 * i + h, 30 * i : 30 * i + w])
         write_image(hr_dir / f"{name}.png", hr)
-        lr = imresize(hr[: h - h % 4, : w - w % 4].astype(np.float64) / 255, 1 / 4)
-        write_image(lr_dir / f"{name}x4.png", np.clip(np.round(lr * 255), 0, 255).astype(np.uint8))
+        write_image(lr_dir / f"{name}x4.png", matlab_bicubic(hr[: h - h % 4, : w - w % 4], 1 / 4))
     return hr_dir, lr_dir
 
 
-@pytest.fixture()
-def weights(tmp_path):
-    torch.manual_seed(0)
-    path = tmp_path / "rlfn_ntire_random.pth"
-    torch.save(RLFN(feature_channels=46, mid_channels=48, num_blocks=4).state_dict(), path)
-    return path
-
-
-def _run(tmp_path, data_dir, weights, *extra, model_id=0):
+def _run(tmp_path, data_dir, rlfn_weights, *extra, model_id=0):
     args = ["--data_dir", str(data_dir), "--save_dir", str(tmp_path / "out"), "--results_dir", str(tmp_path / "res"),
-            "--model_id", str(model_id), "--model_path", str(weights), "--device", "cpu", *extra]  # fmt: skip
+            "--model_id", str(model_id), "--model_path", str(rlfn_weights), "--device", "cpu", *extra]  # fmt: skip
     return main(args)
 
 
@@ -48,9 +39,9 @@ def _log(tmp_path):
     return (tmp_path / "res" / "NTIRE2024-EfficientSR.log").read_text()
 
 
-def test_writes_the_challenges_files_with_its_keys(tmp_path, photo, weights):
+def test_writes_the_challenges_files_with_its_keys(tmp_path, photo, rlfn_weights):
     _, _ = _make_set(tmp_path / "data", photo, [("0801", (64, 72)), ("0802", (70, 66))])
-    assert _run(tmp_path, tmp_path / "data", weights, "--ssim") == 0
+    assert _run(tmp_path, tmp_path / "data", rlfn_weights, "--ssim") == 0
     results = json.loads((tmp_path / "res" / "results.json").read_text())
     r = results["00_RLFN_baseline"]
     for key in ("valid_psnr", "valid_ave_psnr", "valid_runtime", "valid_ave_runtime", "valid_memory",
@@ -71,12 +62,12 @@ def test_writes_the_challenges_files_with_its_keys(tmp_path, photo, weights):
     assert [row["name"] for row in rows] == ["0801", "0802"]
 
 
-def test_results_accumulate_per_model_and_include_test(tmp_path, photo, weights):
+def test_results_accumulate_per_model_and_include_test(tmp_path, photo, rlfn_weights):
     _make_set(tmp_path / "data", photo, [("0801", (48, 48))])
     _make_set(tmp_path / "data", photo, [("0901", (52, 48))], prefix="DIV2K_LSDIR_test")
     paper = tmp_path / "paper.pth"
     torch.save(RLFN(feature_channels=52, num_blocks=6).state_dict(), paper)
-    assert _run(tmp_path, tmp_path / "data", weights, "--include_test") == 0
+    assert _run(tmp_path, tmp_path / "data", rlfn_weights, "--include_test") == 0
     assert _run(tmp_path, tmp_path / "data", paper, "--include_test", "--skip_complexity", model_id=101) == 0
     results = json.loads((tmp_path / "res" / "results.json").read_text())
     assert set(results) == {"00_RLFN_baseline", "101_RLFN_x4"}
@@ -86,9 +77,9 @@ def test_results_accumulate_per_model_and_include_test(tmp_path, photo, weights)
 
 
 @pytest.mark.slow
-def test_options_tiling_ensemble_repeat_and_no_save(tmp_path, photo, weights):
+def test_options_tiling_ensemble_repeat_and_no_save(tmp_path, photo, rlfn_weights):
     _make_set(tmp_path / "data", photo, [("0801", (48, 48))])
-    assert _run(tmp_path, tmp_path / "data", weights, "--tile", "8", "--tile_overlap", "4", "--self_ensemble",
+    assert _run(tmp_path, tmp_path / "data", rlfn_weights, "--tile", "8", "--tile_overlap", "4", "--self_ensemble",
                 "--warmup", "1", "--repeat", "3", "--no_save", "--save_crops", "--skip_complexity") == 0  # fmt: skip
     assert "median of 3 run(s) per image after 1 warm-up" in _log(tmp_path)
     r = json.loads((tmp_path / "res" / "results.json").read_text())["00_RLFN_baseline"]
@@ -97,14 +88,14 @@ def test_options_tiling_ensemble_repeat_and_no_save(tmp_path, photo, weights):
     assert (tmp_path / "out" / "00_RLFN_baseline" / "valid_crops" / "0801.png").is_file()
 
 
-def test_bad_images_are_reported_and_the_others_evaluated(tmp_path, photo, weights):
+def test_bad_images_are_reported_and_the_others_evaluated(tmp_path, photo, rlfn_weights):
     hr_dir, lr_dir = _make_set(
         tmp_path / "data", photo, [("0801", (64, 64)), ("0802", (21, 23)), ("0803", (48, 40))]
     )
     (lr_dir / "0803x4.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")  # corrupt
     write_image(lr_dir / "0804x4.png", photo[:10, :10])  # LR without HR
     write_image(hr_dir / "0805.png", photo[:40, :40])  # HR without LR
-    assert _run(tmp_path, tmp_path / "data", weights, "--skip_complexity") == 0
+    assert _run(tmp_path, tmp_path / "data", rlfn_weights, "--skip_complexity") == 0
     r = json.loads((tmp_path / "res" / "results.json").read_text())["00_RLFN_baseline"]
     assert r["valid_images"] == ["0801", "0802", "0804"] and r["valid_scored_images"] == ["0801", "0802"]
     assert set(r["valid_failed"]) == {"0803", "0804"}
@@ -112,10 +103,10 @@ def test_bad_images_are_reported_and_the_others_evaluated(tmp_path, photo, weigh
     assert "0803x4.png" in log and "no HR" in log and "0805" in log
 
 
-def test_lr_only_set_is_evaluated_without_metrics(tmp_path, photo, weights):
+def test_lr_only_set_is_evaluated_without_metrics(tmp_path, photo, rlfn_weights):
     write_image(tmp_path / "lr" / "a.png", photo[:20, :24])
     args = ["--lr_dir", str(tmp_path / "lr"), "--skip_complexity"]
-    assert _run(tmp_path, tmp_path / "nowhere", weights, *args) == 0
+    assert _run(tmp_path, tmp_path / "nowhere", rlfn_weights, *args) == 0
     r = json.loads((tmp_path / "res" / "results.json").read_text())["00_RLFN_baseline"]
     assert r["valid_ave_psnr"] is None and len(r["valid_runtime"]) == 1
     assert "metrics are skipped" in _log(tmp_path)
@@ -126,10 +117,10 @@ def test_lr_only_set_is_evaluated_without_metrics(tmp_path, photo, weights):
     ("layout", "message"),
     [("missing", "DIV2K_LSDIR_valid_LR"), ("empty", "no image")],
 )
-def test_missing_or_empty_set_is_a_clear_error(tmp_path, weights, layout, message):
+def test_missing_or_empty_set_is_a_clear_error(tmp_path, rlfn_weights, layout, message):
     if layout == "empty":
         (tmp_path / "data" / "DIV2K_LSDIR_valid_LR").mkdir(parents=True)
-    assert _run(tmp_path, tmp_path / "data", weights) == 2
+    assert _run(tmp_path, tmp_path / "data", rlfn_weights) == 2
     assert message in _log(tmp_path)
 
 
@@ -142,10 +133,10 @@ def test_checkpoint_not_matching_the_model_id_is_a_clear_error(tmp_path, photo):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
-def test_cuda_request_without_cuda_is_a_clear_error(tmp_path, photo, weights):
+def test_cuda_request_without_cuda_is_a_clear_error(tmp_path, photo, rlfn_weights):
     _make_set(tmp_path / "data", photo, [("0801", (48, 48))])
     assert main(["--data_dir", str(tmp_path / "data"), "--results_dir", str(tmp_path / "res"),
-                 "--model_id", "0", "--model_path", str(weights), "--device", "cuda"]) == 2  # fmt: skip
+                 "--model_id", "0", "--model_path", str(rlfn_weights), "--device", "cuda"]) == 2  # fmt: skip
     assert "CUDA is not available" in _log(tmp_path)
 
 

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from test_train_support import assert_same_tensors, final_weights, make_data, tiny_options
 
 from ehat.train.options import OptionsError, validate_options
 from ehat.train.trainer import NonFiniteError, Trainer
+from tests.helpers import assert_same_tensors, final_weights, make_data, tiny_options
 
 
 @pytest.fixture(scope="module")

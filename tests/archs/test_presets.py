@@ -25,8 +25,7 @@ from ehat.archs import (
 from ehat.checkpoints import CheckpointError, load_model, load_weights
 from ehat.errors import EhatError
 from ehat.zoo import ZOO, ModelSpec, ZooError, build_model
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO_ROOT
 
 
 def _file_sha256(path: Path) -> str:
@@ -63,7 +62,7 @@ def test_shared_file_md5s_match_the_shared_readme(shared_dir):
 
 def test_demo_preset_holds_the_checksum_of_the_shipped_file():
     weights = pretrained_weights("ehat_tiny")
-    path = REPO / "model_zoo" / weights.file
+    path = REPO_ROOT / "model_zoo" / weights.file
     assert weights.sha256 == _file_sha256(path) and weights.url is None
     model = create_model("ehat_tiny")
     load_weights(model, path)

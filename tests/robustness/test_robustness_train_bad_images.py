@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import yaml
 from PIL import Image
-from test_train_support import make_data, tiny_options
 
 from ehat.data.image_io import write_image
 from ehat.train.cli import main
+from tests.helpers import make_data, tiny_options
 
 
 @pytest.fixture()

@@ -14,6 +14,7 @@ from ehat.archs.attention import (
     resolve_backend,
     sdpa_attention,
 )
+from tests.helpers import perturb
 
 TINY = dict(
     type="HAT",
@@ -49,11 +50,7 @@ def qkv_mask(mask_shape, d=30, dtype=torch.float32, seed=0):
 def randomized(cfg, backend, seed=0):
     torch.manual_seed(seed)
     model = build_network({**cfg, "attn_backend": backend})
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn(p.shape, generator=g) * 0.05)
-    return model
+    return perturb(model, seed)
 
 
 @pytest.mark.parametrize("mask_shape", [(1, 3, 16, 24), (5, 3, 16, 24), (1, 1, 16, 24)])

@@ -8,6 +8,7 @@ import torch
 from ehat.acceleration import CompileError, compile_model, compiled_blocks
 from ehat.archs import build_network
 from ehat.archs.hat_arch import HAB, OCAB
+from tests.helpers import perturb
 
 TINY_EHAT = dict(
     type="EHAT",
@@ -37,11 +38,7 @@ class GraphCounter:
 def tiny_model(seed: int = 0) -> torch.nn.Module:
     torch.manual_seed(seed)
     model = build_network(dict(TINY_EHAT))
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn(p.shape, generator=g) * 0.05)
-    return model.eval()
+    return perturb(model, seed).eval()
 
 
 @pytest.fixture(autouse=True)

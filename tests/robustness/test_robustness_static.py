@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO_ROOT
+
 SCANNED = ("ehat", "scripts", "tests")
 
 YAML_FORBIDDEN = {

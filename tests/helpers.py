@@ -1,4 +1,10 @@
-"""Helpers shared by the training tests (tiny real-photo data sets, tiny configs), and their checks."""
+"""Helpers shared by test files, imported as ``from tests.helpers import ...`` (tests/ is a package).
+
+Networks: :func:`perturb` (seeded noise on every parameter). Images: :func:`matlab_bicubic` (the
+independent MATLAB-bicubic reference, uint8 in and out). Training: a tiny real-photo data set
+(:func:`make_data`), a tiny valid option dict (:func:`tiny_options`) and checks on final weights.
+Fixtures shared by many files live in ``tests/conftest.py``.
+"""
 
 from __future__ import annotations
 
@@ -12,18 +18,41 @@ from skimage import data as skdata
 
 import ehat  # noqa: F401  (before basicsr: torchvision alias)
 
-PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+"""The repository root (the folder holding ehat/, scripts/, options/ and tests/)."""
 
 
-def bicubic_lr(hr: np.ndarray, scale: int = 4) -> np.ndarray:
-    """MATLAB-style bicubic x1/scale of an HxWx3 uint8 image (basicsr's imresize), rounded to uint8."""
+# ------------------------------------------------------------------------------------------ networks
+def perturb(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Add N(0, 0.05^2) noise (a ``torch.Generator`` seeded ``seed``) to every parameter, in place.
+
+    So no pathway sits at a trivial value (identity-initialised BSA weights, zero gammas). Returns the
+    same model, its train/eval mode unchanged.
+    """
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.05)
+    return model
+
+
+# ------------------------------------------------------------------------------------------ images
+def matlab_bicubic(img: np.ndarray, factor: float) -> np.ndarray:
+    """basicsr's MATLAB ``imresize`` (float64) of an HxWxC uint8 image by ``factor``, rounded back to uint8."""
     from basicsr.utils.matlab_functions import imresize
 
-    lr = imresize(hr.astype(np.float64) / 255.0, 1 / scale)
-    return np.clip(np.round(lr * 255.0), 0, 255).astype(np.uint8)
+    out = imresize(img.astype(np.float64) / 255.0, factor)
+    return np.round(np.clip(out, 0, 1) * 255.0).astype(np.uint8)
 
 
-def photo(name: str) -> np.ndarray:
+# ------------------------------------------------------------------------------------------ training
+def bicubic_lr(hr: np.ndarray, scale: int = 4) -> np.ndarray:
+    """MATLAB-style bicubic x1/scale of an HxWx3 uint8 image (basicsr's imresize), rounded to uint8."""
+    return matlab_bicubic(hr, 1 / scale)
+
+
+def named_photo(name: str) -> np.ndarray:
+    """scikit-image's photo ``name`` as HxWx3 uint8 RGB (grey photos repeated to 3 channels)."""
     img = getattr(skdata, name)()
     return np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img
 
@@ -34,7 +63,7 @@ def write_pairs(root: Path, crops: list[tuple[str, int, int, int, int]], scale: 
     hr_dir.mkdir(parents=True, exist_ok=True)
     lr_dir.mkdir(parents=True, exist_ok=True)
     for i, (name, top, left, h, w) in enumerate(crops):
-        hr = np.ascontiguousarray(photo(name)[top : top + h, left : left + w])
+        hr = np.ascontiguousarray(named_photo(name)[top : top + h, left : left + w])
         assert hr.shape[:2] == (h, w), (name, hr.shape)
         cv2.imwrite(str(hr_dir / f"{i:04d}.png"), hr[..., ::-1])
         cv2.imwrite(str(lr_dir / f"{i:04d}.png"), bicubic_lr(hr, scale)[..., ::-1])
@@ -128,22 +157,9 @@ def final_weights(root: Path) -> dict[str, torch.Tensor]:
 
 
 def assert_same_tensors(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    """Same keys and bit-identical tensors; a failure names the key and the largest difference."""
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), (
             f"{k} differs (max abs diff {(a[k].float() - b[k].float()).abs().max()})"
         )
-
-
-def test_tiny_data_is_bicubic_downscaled_photos(tmp_path):
-    data = make_data(tmp_path)
-    hr = cv2.imread(str(data["val"][0] / "0000.png"))[..., ::-1]
-    lr = cv2.imread(str(data["val"][1] / "0000.png"))[..., ::-1]
-    assert hr.shape == (48, 40, 3) and lr.shape == (12, 10, 3)
-    np.testing.assert_array_equal(hr, photo("astronaut")[250:298, 250:290])
-    np.testing.assert_array_equal(lr, bicubic_lr(hr))
-
-
-def test_tiny_options_changes_apply_to_dotted_keys(tmp_path):
-    opt = tiny_options(tmp_path, make_data(tmp_path), **{"train.total_iter": 9, "train.scheduler": None})
-    assert opt["train"]["total_iter"] == 9 and "scheduler" not in opt["train"]

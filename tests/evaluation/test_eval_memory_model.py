@@ -14,6 +14,7 @@ from ehat.archs import create_model
 from ehat.evaluation import memory_model as mm
 from ehat.evaluation.memory import MemoryMeasureError, available_bytes, measure_peak_growth
 from ehat.evaluation.tiling import forward_tiled
+from tests.helpers import matlab_bicubic
 
 CPU = torch.device("cpu")
 MIB = 1024**2
@@ -250,17 +251,13 @@ def test_chosen_tile_keeps_the_measured_peak_under_the_budget(tiny_and_fit):
 
 def _demo_set(root, photo, hr_size=(256, 288)):
     import numpy as np
-    from basicsr.utils.matlab_functions import imresize
 
     from ehat.data.image_io import write_image
 
     h, w = hr_size
     hr = np.ascontiguousarray(photo[:h, :w])
     write_image(root / "DIV2K_LSDIR_valid_HR" / "0801.png", hr)
-    lr = imresize(hr.astype(np.float64) / 255, 1 / 4)
-    write_image(
-        root / "DIV2K_LSDIR_valid_LR" / "0801x4.png", np.clip(np.round(lr * 255), 0, 255).astype(np.uint8)
-    )
+    write_image(root / "DIV2K_LSDIR_valid_LR" / "0801x4.png", matlab_bicubic(hr, 1 / 4))
 
 
 def _demo(tmp_path, *extra):

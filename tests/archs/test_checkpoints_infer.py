@@ -14,6 +14,7 @@ import torch
 
 from ehat.archs import build_network, preset_config
 from ehat.checkpoints import infer_config, load_model
+from tests.helpers import perturb
 
 BASE = {
     "type": "HAT",
@@ -89,11 +90,7 @@ NORMALISED = {"drop_path_rate", "overlap_ratio", "compress_ratio", "squeeze_fact
 
 def _randomised(cfg: dict, seed: int = 0) -> torch.nn.Module:
     model = build_network(cfg)
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn(p.shape, generator=g) * 0.05)
-    return model.eval()
+    return perturb(model, seed).eval()
 
 
 def _input(cfg: dict) -> torch.Tensor:

@@ -6,12 +6,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from basicsr.metrics.psnr_ssim import calculate_psnr
-from basicsr.utils.matlab_functions import imresize
 
 from ehat.data.image_io import read_image_uint8
 from ehat.demo import (
@@ -30,15 +28,9 @@ from ehat.demo import (
     picture_size,
 )
 from ehat.zoo import ZOO, sha256_of
+from tests.helpers import REPO_ROOT, matlab_bicubic
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_MODEL_ID = 102
-
-
-def _matlab_bicubic(img_uint8: np.ndarray, factor: float) -> np.ndarray:
-    """basicsr's MATLAB imresize of a uint8 image, rounded back to uint8 (the independent reference)."""
-    out = imresize(img_uint8.astype(np.float64) / 255.0, factor)
-    return np.round(np.clip(out, 0, 1) * 255.0).astype(np.uint8)
 
 
 def _thumb(img: np.ndarray) -> np.ndarray:
@@ -92,7 +84,7 @@ def test_valid_set_is_the_challenge_layout_with_matlab_bicubic_lr(tmp_path):
         src = load_photo(name)
         h, w = src.shape[0] // 4 * 4, src.shape[1] // 4 * 4
         np.testing.assert_array_equal(hr, src[:h, :w])
-        np.testing.assert_array_equal(lr, _matlab_bicubic(src[:h, :w], 0.25))
+        np.testing.assert_array_equal(lr, matlab_bicubic(src[:h, :w], 0.25))
 
 
 def test_building_the_data_twice_writes_nothing_the_second_time(tmp_path):
@@ -156,7 +148,7 @@ def test_quickstart_end_to_end_beats_bicubic_on_every_demo_image(tmp_path):
         hr = read_image_uint8(tmp_path / "data" / VALID_HR_DIR / f"{name}.png")
         lr = read_image_uint8(tmp_path / "data" / VALID_LR_DIR / f"{name}x4.png")
         sr = read_image_uint8(sr_dir / f"{name}.png")
-        bicubic = _matlab_bicubic(lr, 4)
+        bicubic = matlab_bicubic(lr, 4)
         assert sr.shape == hr.shape == bicubic.shape
         psnr_sr = calculate_psnr(sr, hr, crop_border=4)
         psnr_bicubic = calculate_psnr(bicubic, hr, crop_border=4)

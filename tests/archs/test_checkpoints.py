@@ -22,8 +22,7 @@ from ehat.checkpoints import (
     save_network,
     team_bsa_prefixes,
 )
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO_ROOT, perturb
 
 
 def tiny_cfg(**kw):
@@ -40,11 +39,7 @@ def hat_tiny_cfg():
 
 def random_model(cfg, seed=0):
     model = build_network(cfg)
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn(p.shape, generator=g) * 0.05)
-    return model.eval()
+    return perturb(model, seed).eval()
 
 
 def output(model, seed=1):
@@ -220,7 +215,7 @@ def test_convert_checkpoint_script(tmp_path, to, suffix):
     out = tmp_path / f"out{suffix}"
     cmd = [
         sys.executable,
-        str(REPO / "scripts/convert_checkpoint.py"),
+        str(REPO_ROOT / "scripts/convert_checkpoint.py"),
         str(tmp_path / "in.pth"),
         str(out),
         "--to",
@@ -255,7 +250,7 @@ def test_rlfn_file_is_loaded_without_a_preset(tmp_path, shared_dir):
 def _convert_main():
     """scripts/convert_checkpoint.py's ``main``, imported in-process (a subprocess costs seconds)."""
     spec = importlib.util.spec_from_file_location(
-        "convert_checkpoint", REPO / "scripts/convert_checkpoint.py"
+        "convert_checkpoint", REPO_ROOT / "scripts/convert_checkpoint.py"
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
