@@ -15,8 +15,8 @@ Four numbers, each with its own definition (all on one 1x3x256x256 input by defa
 fvcore traces a real forward, which takes minutes for HAT-L at 256x256 on a CPU. The fast path
 runs one forward on the *meta* device (shapes only, no arithmetic, no memory) and applies
 fvcore's per-op rules at the same level fvcore sees them (``F.linear``, ``torch.matmul``,
-``F.conv2d``, ...) through a ``TorchFunctionMode``. ``tests/test_eval_complexity.py`` checks that
-it equals real fvcore. A model that cannot run on meta falls back to the real (slow) count.
+``F.conv2d``, ...) through a ``TorchFunctionMode``. ``tests/evaluation/test_eval_complexity.py``
+checks that it equals real fvcore. A model that cannot run on meta falls back to the real (slow) count.
 """
 
 from __future__ import annotations

@@ -31,7 +31,8 @@ from ehat.evaluation.memory import available_bytes, measure_peak_growth
 
 GIB = 1024**3
 MIB = 1024**2
-SAFETY_FACTOR = 1.2  # predictions are within ~10% on held-out sizes (tests/test_eval_memory_model.py)
+# predictions are within ~10% on held-out sizes (tests/evaluation/test_eval_memory_model.py)
+SAFETY_FACTOR = 1.2
 SAFETY_BYTES = 64 * MIB  # allocator slack, small temporaries, other threads
 AUTO_BUDGET_FRACTION = 0.7
 PROBE_WINDOWS = (4, 6, 8)  # probe sides, in windows: 64/96/128 px for HAT-L, 32/48/64 for ehat_tiny
