@@ -16,6 +16,11 @@ BasicSR YAML options (lists give one entry per root; a scalar applies to every r
     scale: 4
     phase: train                 # any other phase returns whole (modcropped) images
     bad_image: error             # or skip: warn and use another image
+    enlarge_small: false         # LR on the fly only: enlarge an HR smaller than gt_size (HAT's ImageNet)
+
+``ImageNetPairedDataset`` is the same dataset under the name and keys of HAT's ImageNet pre-training
+files: GT images only (``dataroot_lq`` equal to ``dataroot_gt``, HAT's convention, or absent), the LR
+made on the fly by MATLAB bicubic, images smaller than ``gt_size`` enlarged first as HAT does.
 
 Samples: ``{'lq': (3, h, w) float32 [0,1] RGB, 'gt': (3, h*scale, w*scale), 'lq_path', 'gt_path'}``.
 """
@@ -26,6 +31,7 @@ import random
 import warnings
 from typing import Any, Optional, Sequence
 
+import cv2
 import numpy as np
 from basicsr.data.transforms import augment, paired_random_crop
 from basicsr.utils.registry import DATASET_REGISTRY
@@ -84,6 +90,16 @@ def build_sources(opt: dict) -> list[PairSource]:
     ]
 
 
+def enlarge_to(img: np.ndarray, size: int) -> np.ndarray:
+    """``img`` (H, W, C) resized (cv2 bilinear, as HAT's ImageNet dataset) so both sides are at least
+    ``size``; unchanged when already large enough."""
+    h, w = img.shape[:2]
+    if h >= size and w >= size:
+        return img
+    out = cv2.resize(img, (max(w, size), max(h, size)))
+    return out if out.ndim == 3 else out[..., None]
+
+
 @DATASET_REGISTRY.register()
 class MultiRootPairedDataset(Dataset):
     """Paired HR/LR training data from several roots; see the module docstring for the options."""
@@ -95,6 +111,7 @@ class MultiRootPairedDataset(Dataset):
         self.train = opt.get("phase", "train") == "train"
         self.bad_image = bad_image_policy(opt)
         self.sources = build_sources(opt)
+        self.enlarge_small = bool(opt.get("enlarge_small", False))
         if self.train:
             if "gt_size" not in opt:
                 raise DatasetError("option gt_size is required when phase is train")
@@ -145,6 +162,8 @@ class MultiRootPairedDataset(Dataset):
         if src.lq_on_the_fly:
             lq_path = gt_path
             gt = modcrop(gt, self.scale)
+            if self.train and self.enlarge_small:
+                gt = enlarge_to(gt, self.gt_size)
             if self.train:
                 check_patch_fits(
                     (gt.shape[0] // self.scale, gt.shape[1] // self.scale), self.gt_size, self.scale, gt_path
@@ -173,4 +192,30 @@ class MultiRootPairedDataset(Dataset):
         return [len(s.pairs) for s in self.sources]
 
 
-__all__ = ["MultiRootPairedDataset", "build_sources", "per_root", "bad_image_policy"]
+@DATASET_REGISTRY.register()
+class ImageNetPairedDataset(MultiRootPairedDataset):
+    """HAT's ``ImageNetPairedDataset`` keys onto :class:`MultiRootPairedDataset`: the LR is always made
+    on the fly from ``dataroot_gt`` (``dataroot_lq`` must be absent or equal to it) and small images
+    are enlarged to ``gt_size`` first (``enlarge_small``)."""
+
+    def __init__(self, opt: dict) -> None:
+        opt = dict(opt)
+        gt, lq = opt.get("dataroot_gt"), opt.get("dataroot_lq")
+        if lq is not None and lq != gt:
+            raise DatasetError(
+                f"ImageNetPairedDataset makes the LR from dataroot_gt; dataroot_lq ({lq}) must be absent or "
+                f"equal to dataroot_gt ({gt}): use MultiRootPairedDataset for LR folders"
+            )
+        opt["dataroot_lq"] = None
+        opt.setdefault("enlarge_small", True)
+        super().__init__(opt)
+
+
+__all__ = [
+    "ImageNetPairedDataset",
+    "MultiRootPairedDataset",
+    "enlarge_to",
+    "build_sources",
+    "per_root",
+    "bad_image_policy",
+]

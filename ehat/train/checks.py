@@ -39,6 +39,8 @@ class Metric(Component):
     """One ``val.metrics`` entry: a basicsr metric, its arguments, and which way is better."""
 
     better: str = "higher"
+    renamed_from: str | None = None
+    """The entry's name in the option file when it clashed with a built-in metric (see :func:`check_metrics`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": self.type, "better": self.better, **self.args}
@@ -168,25 +170,43 @@ def _network_constraints(cfg: dict[str, Any], defaults: dict[str, inspect.Parame
         )
 
 
+NOT_NETWORKS = ("VGGFeatureExtractor", "SpyNet")
+"""Registered archs that are parts of losses or video models, never a ``network_g`` / ``network_d``."""
+
+
+def is_discriminator(name: str) -> bool:
+    """Whether the registered arch ``name`` is a discriminator (``network_d``), not a generator."""
+    return "Discriminator" in name
+
+
+def arch_names(role: str) -> list[str]:
+    """Registered arch names fit for ``role`` ('generator' for network_g, 'discriminator' for network_d)."""
+    from basicsr.utils.registry import ARCH_REGISTRY
+
+    names = [n for n in registry_names(ARCH_REGISTRY) if n not in NOT_NETWORKS]
+    return [n for n in names if is_discriminator(n) == (role == "discriminator")]
+
+
 @converter("mapping (type + constructor arguments)", dict)
-def check_network(value: Any, key: str = "network_g") -> dict[str, Any]:
+def check_network(value: Any, key: str = "network_g", role: str = "generator") -> dict[str, Any]:
     """``network_g``: a registered class or a preset name, plus constructor arguments checked by name,
     by type where annotated int/float/bool/str, and against HAT's channel rules. Returned as the
-    dict :func:`ehat.archs.build_network` takes."""
+    dict :func:`ehat.archs.build_network` takes. ``role='discriminator'`` (``network_d``): registered
+    discriminators only. A typo is answered with a name of the same role."""
     from basicsr.utils.registry import ARCH_REGISTRY
 
     import ehat.archs as archs
 
     kind, kwargs = typed_mapping(value, key)
-    presets = archs.list_presets()
+    presets = archs.list_presets() if role == "generator" else []
     base: dict[str, Any] = {}
     if kind in presets:
         base = archs.preset_config(kind)
         cls = lookup(ARCH_REGISTRY, base.pop("type"))
-    elif registered(ARCH_REGISTRY, kind):
+    elif registered(ARCH_REGISTRY, kind) and (role == "generator" or is_discriminator(kind)):
         cls = lookup(ARCH_REGISTRY, kind)
     else:
-        raise _unknown_value(f"{key}.type", kind, registry_names(ARCH_REGISTRY) + presets, "network type")
+        raise _unknown_value(f"{key}.type", kind, arch_names(role) + presets, f"{role} network type")
     valid = archs.network_kwargs(cls)
     for k in kwargs:
         if k not in valid:
@@ -247,35 +267,65 @@ def check_scheduler(value: Any, key: str) -> Component:
     return Component(kind, kwargs)
 
 
+LOSS_KINDS = {
+    "pixel_opt": ("L1Loss", "MSELoss", "CharbonnierLoss", "WeightedTVLoss"),
+    "perceptual_opt": ("PerceptualLoss",),
+    "gan_opt": ("GANLoss", "MultiScaleGANLoss"),
+}
+"""basicsr's losses by the option key they belong under (a typo is answered with a loss of its key's kind)."""
+
+
+def _loss_section(key: str) -> str | None:
+    return next((k for k in LOSS_KINDS if key == k or key.endswith(f".{k}")), None)
+
+
 @converter("mapping (type + constructor arguments)", dict)
 def check_loss(value: Any, key: str) -> Component:
+    """A basicsr loss and its arguments. Under ``pixel_opt`` / ``perceptual_opt`` / ``gan_opt`` only losses
+    of that kind (:data:`LOSS_KINDS`): a loss of another kind names the key it belongs under."""
     import basicsr.losses  # noqa: F401  (fills LOSS_REGISTRY)
     from basicsr.utils.registry import LOSS_REGISTRY
 
     kind, kwargs = typed_mapping(value, key)
+    section = _loss_section(key)
+    same_kind = list(LOSS_KINDS[section]) if section else registry_names(LOSS_REGISTRY)
     if not registered(LOSS_REGISTRY, kind):
-        raise _unknown_value(f"{key}.type", kind, registry_names(LOSS_REGISTRY), "loss")
+        raise _unknown_value(f"{key}.type", kind, same_kind, "loss")
+    home = next((k for k, names in LOSS_KINDS.items() if kind in names), None)
+    if section and home not in (None, section):  # a loss of another kind (a registered custom loss is fine)
+        raise OptionsError(
+            f"{key}.type", f"{kind} is not a {section[: -len('_opt')]} loss: give it as train.{home}"
+        )
     check_kwargs(lookup(LOSS_REGISTRY, kind), kwargs, key)
     return Component(kind, kwargs)
 
 
+RENAMED_SUFFIX = "_opt"
+"""A ``val.metrics`` entry named like a built-in metric is reported as ``<name>_opt`` (from the option file)."""
+
+
+def renamed_metric(name: str, taken: Iterable[str]) -> str:
+    """The name a ``val.metrics`` entry called ``name`` (a built-in's name) is reported under: ``<name>_opt``,
+    else ``<name>_opt2``, ... when that is taken too."""
+    taken = set(taken)
+    new, i = f"{name}{RENAMED_SUFFIX}", 2
+    while new in taken:
+        new, i = f"{name}{RENAMED_SUFFIX}{i}", i + 1
+    return new
+
+
 @converter("mapping of name -> metric", dict)
 def check_metrics(value: Any, key: str) -> dict[str, Metric]:
-    """``val.metrics``: basicsr metrics reported beside the built-in ones, whose names they may not take."""
+    """``val.metrics``: basicsr metrics reported beside the built-in ones. An entry named like a built-in
+    (HAT's files name their Y-channel PSNR ``psnr``) is reported as ``<name>_opt`` (:func:`renamed_metric`;
+    ``Metric.renamed_from`` keeps the given name, and the trainer logs the renaming once)."""
     import basicsr.metrics  # noqa: F401  (fills METRIC_REGISTRY)
     from basicsr.utils.registry import METRIC_REGISTRY
 
+    entries = mapping(value, key)
     out = {}
-    for name, spec in mapping(value, key).items():
+    for name, spec in entries.items():
         where = f"{key}.{name}"
-        if name in BUILTIN_METRICS:
-            raise OptionsError(
-                where,
-                f"the name {name!r} is taken by a built-in metric: every validation reports "
-                f"{', '.join(BUILTIN_METRICS)} (RGB PSNR, Y-channel PSNR and SSIM, a border of `scale` pixels "
-                "cropped). "
-                f"Rename this entry (e.g. '{name}_basicsr') or remove it",
-            )
         kind, kwargs = typed_mapping(spec, where)
         if not registered(METRIC_REGISTRY, kind):
             raise _unknown_value(f"{where}.type", kind, registry_names(METRIC_REGISTRY), "metric")
@@ -283,5 +333,20 @@ def check_metrics(value: Any, key: str) -> dict[str, Metric]:
         if better not in ("higher", "lower"):
             raise OptionsError(f"{where}.better", f"expected 'higher' or 'lower', got {better!r}")
         check_kwargs(lookup(METRIC_REGISTRY, kind), kwargs, where, skip=("self", "img", "img2"))
-        out[name] = Metric(kind, kwargs, better)
+        if name in BUILTIN_METRICS:
+            new = renamed_metric(name, [*BUILTIN_METRICS, *entries, *out])
+            out[new] = Metric(kind, kwargs, better, renamed_from=name)
+        else:
+            out[name] = Metric(kind, kwargs, better)
     return out
+
+
+def metric_renames(metrics: dict[str, Metric] | None) -> list[str]:
+    """One sentence per ``val.metrics`` entry renamed by :func:`check_metrics` (for the training log)."""
+    return [
+        f"val.metrics.{m.renamed_from} ({m.type}) is reported as '{new}': '{m.renamed_from}' is a built-in "
+        f"metric every validation reports ({', '.join(BUILTIN_METRICS)}: RGB PSNR, Y-channel PSNR and SSIM, "
+        "a border of `scale` pixels cropped)"
+        for new, m in (metrics or {}).items()
+        if m.renamed_from is not None
+    ]

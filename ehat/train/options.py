@@ -197,23 +197,35 @@ def _int_or_nulls(value: Any, key: str) -> int | list[int | None]:
     return as_int(value, key)
 
 
+_MULTI_ROOT_EXTRA: dict[str, Field] = {
+    "enlarge_ratio": Field(
+        converter("int | list[int]", int, float, list, tuple)(_int_or_list),
+        None,
+        nullable=True,
+        doc="per-root repetition (balances DIV2K against LSDIR)",
+    ),
+    "max_images": Field(
+        converter("int | list[int | null]", int, float, list, tuple)(_int_or_nulls),
+        None,
+        nullable=True,
+        doc="use at most this many images per root",
+    ),
+    "enlarge_small": Field(
+        as_bool,
+        None,
+        nullable=True,
+        doc="LR made on the fly: enlarge an HR smaller than gt_size first (default: true for "
+        "ImageNetPairedDataset, false otherwise)",
+    ),
+}
 DATASET_EXTRA: dict[str, dict[str, Field]] = {
-    "MultiRootPairedDataset": {
-        "enlarge_ratio": Field(
-            converter("int | list[int]", int, float, list, tuple)(_int_or_list),
-            None,
-            nullable=True,
-            doc="per-root repetition (balances DIV2K against LSDIR)",
-        ),
-        "max_images": Field(
-            converter("int | list[int | null]", int, float, list, tuple)(_int_or_nulls),
-            None,
-            nullable=True,
-            doc="use at most this many images per root",
-        ),
-    },
+    "MultiRootPairedDataset": _MULTI_ROOT_EXTRA,
+    "ImageNetPairedDataset": _MULTI_ROOT_EXTRA,
 }
 """Keys a dataset type takes beyond the common ones (kept in ``DatasetOptions.extra``)."""
+
+_VIDEO_DATASET = re.compile(r"REDS|Vimeo|Video|DUF")
+"""basicsr's video datasets: never suggested for a typo in an image dataset type."""
 
 _BASICSR_ONLY = ("color", "mean", "std")
 
@@ -229,10 +241,8 @@ def _dataset(phase_key: str, value: Any, scale: int, cls: type[DatasetOptions]) 
         raise OptionsError(f"{prefix}.type", "is required")
     kind = as_str(value["type"], f"{prefix}.type")
     if not registered(DATASET_REGISTRY, kind):
-        raise OptionsError(
-            f"{prefix}.type",
-            f"unknown dataset type {kind!r}" + _closest(kind, registry_names(DATASET_REGISTRY)),
-        )
+        images = [n for n in registry_names(DATASET_REGISTRY) if not _VIDEO_DATASET.search(n)]
+        raise OptionsError(f"{prefix}.type", f"unknown dataset type {kind!r}" + _closest(kind, images))
     ds = build(cls, value, prefix, extra=DATASET_EXTRA.get(kind))
     phase = phase_key.split("_")[0]
     for key, given, filled in (("scale", ds.scale, scale), ("phase", ds.phase, phase)):
@@ -248,6 +258,12 @@ def _dataset(phase_key: str, value: Any, scale: int, cls: type[DatasetOptions]) 
     gt, lq = ds.dataroot_gt, ds.dataroot_lq
     if isinstance(gt, list) and isinstance(lq, list) and len(gt) != len(lq):
         raise OptionsError(f"{prefix}.dataroot_lq", f"has {len(lq)} entries but dataroot_gt has {len(gt)}")
+    if kind == "ImageNetPairedDataset" and lq is not None and lq != gt:
+        raise OptionsError(
+            f"{prefix}.dataroot_lq",
+            f"ImageNetPairedDataset makes the LR from dataroot_gt on the fly: leave dataroot_lq out or equal to "
+            f"dataroot_gt ({gt}), or use type MultiRootPairedDataset for an LR folder",
+        )
     if isinstance(ds, TrainDatasetOptions) and ds.gt_size % scale:
         raise OptionsError(f"{prefix}.gt_size", f"{ds.gt_size} must be a multiple of scale {scale}")
     return dataclasses.replace(ds, name=ds.name or phase_key, phase=phase, scale=scale)
@@ -390,7 +406,7 @@ class ValOptions:
         None,
         nullable=True,
         doc=f"basicsr metrics reported beside the built-in {', '.join(BUILTIN_METRICS)} (name -> type "
-        "+ arguments + better: higher|lower); a built-in name is refused",
+        "+ arguments + better: higher|lower); an entry named like a built-in is reported as <name>_opt",
     )
 
     def better(self, name: str) -> str:

@@ -94,9 +94,9 @@ def check_training_images(
     if any(p is None for p in listed):
         log.info("Training images not checked before the first step: only folder datasets can be listed")
         return []
-    gt_size = opt.gt_size
     problems, count = [], 0
-    for pairs in listed:
+    for part, pairs in zip(parts, listed):
+        gt_size = 0 if getattr(part, "enlarge_small", False) else opt.gt_size  # small HRs are enlarged
         for gt_path, lq_path in pairs:
             count += 1
             problem = pair_problem(gt_path, lq_path, scale, gt_size, mode)

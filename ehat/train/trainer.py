@@ -187,6 +187,11 @@ class Trainer:
             self.log.info(f"Earlier run without --auto_resume: moved it to {self._archived}")
         if self._warn_later:
             self.log.warning(self._warn_later)
+        if opt.val is not None:
+            from ehat.train.checks import metric_renames
+
+            for line in metric_renames(opt.val.metrics):
+                self.log.info(line)
         self.log.info(f"Experiment folder: {self.root} (device {self.device}, world size {self.world})")
         self.resume_state = st.load_state(resume) if resume is not None else None
 
