@@ -11,7 +11,9 @@ Every problem a user can cause raises :class:`CheckpointError` (an :class:`ehat.
 a missing file, a folder given as a file (its checkpoint files are listed), an unreadable or
 code-carrying file, a state dict of an unknown layout, and any mismatch (missing, unexpected,
 wrong shape, wrong scale, other depths), naming the file and keys. The only keys allowed to be absent are EHAT's new parameters when the file is a
-plain HAT checkpoint; they keep their identity initialization and are listed in the report.
+plain HAT checkpoint; they keep their identity initialization and are listed in the report. A
+non-strict load (``strict_load_g: false``, HAT's x2 -> x4 fine-tuning) loads every key whose shape
+fits and reports every key it did not load.
 """
 
 from __future__ import annotations
@@ -47,18 +49,42 @@ class CheckpointError(EhatError, ValueError):
 
 @dataclass
 class LoadReport:
-    """What :func:`load_weights` did: the EHAT parameters left at their identity initialization."""
+    """What :func:`load_weights` did: the EHAT parameters left at their identity initialization, and for
+    a non-strict load every key left at its initial value, every unexpected key and every shape that
+    did not fit (all listed, none hidden)."""
 
     source: str
     new_parameters: list[str] = field(default_factory=list)
+    left_at_init: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    wrong_shape: list[str] = field(default_factory=list)
+    loaded: int = 0
+    """Number of tensors copied from the file."""
+
+    @property
+    def complete(self) -> bool:
+        """Whether every key of the model came from the file (EHAT's identity-initialized ones aside)."""
+        return not (self.left_at_init or self.unexpected or self.wrong_shape)
 
     def summary(self) -> str:
-        if not self.new_parameters:
+        if self.complete and not self.new_parameters:
             return f"loaded {self.source}: all keys matched"
-        return (
-            f"loaded {self.source}: a HAT checkpoint; {len(self.new_parameters)} new EHAT parameters keep their "
-            f"identity initialization: {', '.join(self.new_parameters)}"
-        )
+        if self.complete:
+            return (
+                f"loaded {self.source}: a HAT checkpoint; {len(self.new_parameters)} new EHAT parameters keep "
+                f"their identity initialization: {', '.join(self.new_parameters)}"
+            )
+        lines = [f"loaded {self.source} NON-STRICTLY: {self.loaded} tensors copied; not loaded:"]
+        for title, keys in (
+            ("keys left at their initial value (absent from the file)", self.left_at_init),
+            ("shapes that did not fit (left at their initial value)", self.wrong_shape),
+            ("unexpected keys in the file (ignored)", self.unexpected),
+            ("new EHAT parameters at their identity initialization", self.new_parameters),
+        ):
+            if keys:
+                lines.append(f"  {len(keys)} {title}:")
+                lines += [f"    {k}" for k in keys]
+        return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- reading
@@ -364,6 +390,7 @@ def load_weights(
     *,
     name: str | None = None,
     hint: str | None = None,
+    strict: bool = True,
 ) -> LoadReport:
     """Load weights strictly into ``model``; raise :class:`CheckpointError` naming every mismatch.
 
@@ -371,6 +398,11 @@ def load_weights(
     their identity init and are listed in the returned report). ``name`` names an already-read
     ``source`` dict in messages (a path names itself); ``hint`` replaces the closing line of a
     mismatch message (what the caller's user should do).
+
+    ``strict=False`` (BasicSR's ``strict_load_g: false``, HAT's x2 -> x4 fine-tuning): every key whose
+    shape fits is loaded; the report lists every key left at its initial value, every unexpected key
+    and every shape that did not fit (log :meth:`LoadReport.summary`). A file sharing no key with the
+    model is still an error.
     """
     if isinstance(source, Mapping):
         name, raw = name or "state dict", source
@@ -390,12 +422,21 @@ def load_weights(
     file_is_hat = not any(_is_new_ehat_key(k) for k in sd)
     new_params = [k for k in missing if _is_new_ehat_key(k)] if file_is_hat else []
     missing = [k for k in missing if k not in new_params]
+    if not strict:
+        fits = {k: v for k, v in sd.items() if k in own and v.shape == own[k].shape}
+        if not fits:
+            raise CheckpointError(
+                _mismatch_message(name, model, sd, unexpected, missing, wrong_shape, team_layout, hint)
+                + "\n  (not one key fits, so even a non-strict load would load nothing)"
+            )
+        model.load_state_dict({**own, **fits}, strict=True)
+        return LoadReport(name, new_params, missing, unexpected, wrong_shape, loaded=len(fits))
     if unexpected or missing or wrong_shape:
         raise CheckpointError(
             _mismatch_message(name, model, sd, unexpected, missing, wrong_shape, team_layout, hint)
         )
     model.load_state_dict({**{k: own[k] for k in new_params}, **sd}, strict=True)
-    return LoadReport(name, new_params)
+    return LoadReport(name, new_params, loaded=len(sd))
 
 
 def _shape_of(cfg: Mapping[str, Any]) -> str:
@@ -424,6 +465,14 @@ def _mismatch_message(
     if file_cfg is not None:
         if model_scale is not None and file_cfg.get("upscale") not in (None, model_scale):
             lines.append(f"  scale: the checkpoint is x{file_cfg['upscale']}, the model is x{model_scale}")
+            if hint is None:
+                hint = (
+                    f"x{file_cfg['upscale']} weights cannot load strictly into a x{model_scale} network. Either "
+                    "set path.strict_load_g: false (HAT's fine-tuning across scales: every key whose shape fits "
+                    "is loaded, the rest keeps its initial value and is listed in the log), or convert the file "
+                    f"once: python scripts/convert_checkpoint.py {name} <out.pth> --scale {model_scale} "
+                    "--upsampler keep|drop"
+                )
         model_cfg = getattr(model, "arch_config", None) or {}
         if not model_cfg and hasattr(model, "depths"):
             model_cfg = {"depths": list(model.depths), "embed_dim": getattr(model, "embed_dim", None)}

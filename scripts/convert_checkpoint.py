@@ -5,6 +5,11 @@ Examples:
   python scripts/convert_checkpoint.py model_zoo/SKDADDYS_Ehat.pth ehat_l.pth
   python scripts/convert_checkpoint.py ehat_l.pth ehat_l.safetensors
   python scripts/convert_checkpoint.py ehat_l.pth team.pth --to team
+  python scripts/convert_checkpoint.py hat_x2.pth hat_x4.pth --scale 4 --upsampler keep
+--scale writes the network at another scale, for a strict load (the other way is HAT's
+path.strict_load_g: false): every tensor whose shape fits is copied; --upsampler keep also copies
+the upsampler stages that fit (x2's stage becomes x4's first), drop leaves the whole upsampler
+(upsample.*) at a fresh seeded initialization. Every key not copied is listed.
 The network config is inferred from the weights (or taken from the file) and stored with them;
 the converted file is loaded back and checked to give the same state dict before it is kept.
 A problem with the files (unknown layout, unreadable input, unwritable output) prints one
@@ -41,14 +46,62 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--param_key", default="auto", help="entry to read (default: params_ema, else params)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
-    return p.parse_args(argv)
+    p.add_argument("--scale", type=int, default=None, help="write the network at this scale (HAT/EHAT)")
+    p.add_argument(
+        "--upsampler",
+        choices=["keep", "drop"],
+        default=None,
+        help="with --scale: copy the upsampler stages that fit (keep) or initialize it afresh (drop)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the fresh initialization (--scale)")
+    args = p.parse_args(argv)
+    if args.scale is not None and args.scale < 1:
+        p.error("--scale must be a positive integer")
+    if (args.scale is None) != (args.upsampler is None):
+        p.error("--scale and --upsampler go together: --scale N --upsampler keep|drop")
+    return args
 
 
-def convert(src: Path, dst: Path, to: str = "ours", param_key: str = "auto") -> dict:
-    """Convert ``src`` to ``dst``; returns the network config written."""
+def change_scale(
+    sd: dict[str, torch.Tensor], arch: dict, scale: int, upsampler: str, seed: int = 0
+) -> tuple[dict[str, torch.Tensor], dict, list[str]]:
+    """``sd`` (a HAT/EHAT state dict of config ``arch``) as the same network at ``scale``: a fresh network
+    (seeded ``seed``) takes every tensor of ``sd`` whose shape fits, ``upsample.*`` only when ``upsampler``
+    is ``'keep'``. Returns (state dict, config, keys left at the fresh initialization)."""
+    from ehat.archs import build_network
+
+    if "upscale" not in arch or arch.get("type") not in ("HAT", "EHAT"):
+        raise CheckpointError(f"--scale works on HAT/EHAT checkpoints; this one is {arch.get('type')}")
+    new_arch = {**arch, "upscale": scale}
+    torch.manual_seed(seed)
+    out = {k: v.detach().clone() for k, v in build_network(dict(new_arch)).state_dict().items()}
+    fresh = []
+    for k in out:
+        v = sd.get(k)
+        fits = v is not None and v.shape == out[k].shape
+        if fits and (upsampler == "keep" or not k.startswith("upsample.")):
+            out[k] = v
+        else:
+            fresh.append(k)
+    return out, new_arch, fresh
+
+
+def convert(
+    src: Path,
+    dst: Path,
+    to: str = "ours",
+    param_key: str = "auto",
+    scale: int | None = None,
+    upsampler: str = "keep",
+    seed: int = 0,
+) -> dict:
+    """Convert ``src`` to ``dst`` (at ``scale``, see :func:`change_scale`); returns the network config written."""
     raw = read_checkpoint(src)
     sd = read_state_dict(raw, param_key)
     arch = raw.get("arch") if isinstance(raw.get("arch"), dict) else infer_config(sd, source=str(src))
+    if scale is not None:
+        sd, arch, fresh = change_scale(sd, arch, scale, upsampler, seed)
+        print(f"x{scale}: {len(fresh)} tensor(s) at a fresh initialization (seed {seed}): {', '.join(fresh)}")
     if to == "team":
         out_sd = expand_team_bsa(sd)
         if dst.suffix == ".safetensors":
@@ -75,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {dst} exists (pass --force to overwrite)", file=sys.stderr)
         return 2
     try:
-        arch = convert(src, dst, args.to, args.param_key)
+        arch = convert(src, dst, args.to, args.param_key, args.scale, args.upsampler or "keep", args.seed)
     except (EhatError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -64,7 +64,9 @@ def run_options(opt: TestOptions, results_root: str | os.PathLike = "results") -
             raise OptionsError("network_g", f"cannot build the network: {exc}") from exc
         weights = opt.path.pretrain_network_g
         if weights:
-            load_weights(model, weights, opt.path.param_key_g)
+            report = load_weights(model, weights, opt.path.param_key_g, strict=opt.path.strict_load_g)
+            if not report.complete:
+                log.warning("path.pretrain_network_g: %s", report.summary())
         else:
             log.warning("path.pretrain_network_g is not set: evaluating a randomly initialised network")
         model.eval().to(device)

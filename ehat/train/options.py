@@ -74,10 +74,6 @@ GAN_NOT_SUPPORTED = (
     "GAN training is not supported by EHAT yet (a later issue adds it): remove this key to train "
     "with the pixel and perceptual losses"
 )
-NON_STRICT = (
-    "non-strict loading is not supported (it hides mistakes): convert the checkpoint with "
-    "ehat.checkpoints instead, or remove the key"
-)
 
 
 def _compile_modes() -> tuple[str, ...]:
@@ -108,7 +104,10 @@ class WeightsPathOptions:
         as_str, "auto", doc="entry of the checkpoint to load: params_ema, params, or auto (params_ema first)"
     )
     strict_load_g: bool = option(
-        as_bool, True, refused=((False, NON_STRICT),), doc="only true: every key must match"
+        as_bool,
+        True,
+        doc="true: every key must match; false: load every key whose shape fits (fine-tuning across scales) "
+        "and log every key left at its initial value, unexpected or of another shape",
     )
 
 

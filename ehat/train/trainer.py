@@ -169,8 +169,11 @@ class Trainer:
         if paths.pretrain_network_g:
             from ehat.checkpoints import load_weights
 
-            report = load_weights(net, paths.pretrain_network_g, paths.param_key_g)
-            self.log.info(f"Loaded {paths.pretrain_network_g} ({paths.param_key_g}): {report}")
+            report = load_weights(
+                net, paths.pretrain_network_g, paths.param_key_g, strict=paths.strict_load_g
+            )
+            log = self.log.info if report.complete else self.log.warning
+            log(f"path.pretrain_network_g ({paths.param_key_g}): {report.summary()}")
         return net
 
     def _setup(self) -> None:
