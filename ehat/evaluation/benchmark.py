@@ -54,6 +54,9 @@ def run_options(opt: TestOptions, results_root: str | os.PathLike = "results") -
     metrics = opt.val.metrics or DEFAULT_METRICS
     fields = {key: m.field for key, m in metrics.items()}
     summary: dict[str, dict[str, float]] = {}
+    sets = {}  # every folder listed before anything is built or written: a bad set leaves no log behind
+    for key, ds in opt.datasets.items():
+        sets[key] = list_set(ds.dataroot_gt, ds.dataroot_lq, opt.scale)
     with file_logger(f"ehat.test.{opt.name}", out_root / f"test_{opt.name}.log") as log:
         device = options_device(opt.num_gpu, opt.device)
         if opt.manual_seed is not None:
@@ -90,9 +93,9 @@ def run_options(opt: TestOptions, results_root: str | os.PathLike = "results") -
             weights,
             data_range,
         )
-        for ds in opt.datasets.values():
+        for key, ds in opt.datasets.items():
             assert ds.name is not None  # filled by the options
-            items, notes = list_set(ds.dataroot_gt, ds.dataroot_lq, opt.scale)
+            items, notes = sets[key]
             for note in notes:
                 log.warning("%s: %s", ds.name, note)
             res = evaluate_set(model, items, opts, out_root / ds.name, ds.name, log)
@@ -119,9 +122,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="where results/<name>/ goes (default: path.results_root or results)",
     )
+    p.add_argument(
+        "--force_yml",
+        nargs="+",
+        default=[],
+        metavar="KEY:SUBKEY=VALUE",
+        help="override option-file keys (as train.py), e.g. path:pretrain_network_g=net.pth num_gpu=0",
+    )
     args = p.parse_args(argv)
     try:
-        opt = load_test_options(args.opt)
+        opt = load_test_options(args.opt, force_yml=args.force_yml)
         run_options(opt, args.results_root or opt.path.results_root or "results")
     except (*user_errors(), EvalError) as e:
         print(f"error: {e}", file=sys.stderr)

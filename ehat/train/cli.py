@@ -1,4 +1,4 @@
-"""``python train.py -opt options/train/<name>.yml [--auto_resume] [--launcher pytorch|slurm]``."""
+"""``python train.py -opt options/train/<name>.yml [--auto_resume] [--launcher pytorch|slurm] [--force_yml k:k=v]``."""
 
 from __future__ import annotations
 
@@ -18,6 +18,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--auto_resume", action="store_true", help="resume from the newest state in the experiment folder"
+    )
+    p.add_argument(
+        "--force_yml",
+        nargs="+",
+        default=[],
+        metavar="KEY:SUBKEY=VALUE",
+        help="override option-file keys (BasicSR's), e.g. train:total_iter=10 path:resume_state=~",
     )
     p.add_argument(
         "--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS
@@ -47,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = parse_args(argv)
     try:
-        opt = load_options(args.opt)
+        opt = load_options(args.opt, force_yml=args.force_yml)
         Trainer(opt, launcher=args.launcher, auto_resume=args.auto_resume).run()
     except TrainingInterrupted as exc:
         print(exc, file=sys.stderr)

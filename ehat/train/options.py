@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -57,6 +58,7 @@ __all__ = [
     "OptionsError",
     "TestOptions",
     "TrainingOptions",
+    "apply_force_yml",
     "experiments_root",
     "load_options",
     "load_test_options",
@@ -694,7 +696,9 @@ def _check_paths(opt: TrainingOptions | TestOptions) -> None:
                 f"path.{k}", f"{p} is a folder: give the file inside it (e.g. a .pth / .state)"
             )
         if not os.path.isfile(p):
-            raise OptionsError(f"path.{k}", f"file does not exist: {p}")
+            raise OptionsError(
+                f"path.{k}", f"file does not exist: {p} (relative paths start at {os.getcwd()})"
+            )
 
 
 def validate_options(opt: Any, *, check_paths: bool = True) -> TrainingOptions:
@@ -726,29 +730,78 @@ def _read_yaml(path: Path) -> Any:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise OptionsError("<file>", f"{path} is not valid YAML: {exc}") from exc
+        raise OptionsError("<file>", f"{path} is not valid YAML: {_yaml_problem(exc)}") from None
     if raw is None:
         raise OptionsError("<file>", f"{path} is empty")
     return raw
 
 
-def _load(path: str | os.PathLike, validate: Any, check_paths: bool) -> Any:
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line: ``line L, column C: <problem>`` (PyYAML's marks are 0-based)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context, cmark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context:
+        problem = f"{problem} ({context}" + (f" started at line {cmark.line + 1})" if cmark else ")")
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}{problem}"
+
+
+def apply_force_yml(raw: Any, entries: Sequence[str]) -> Any:
+    """BasicSR's ``--force_yml``: each ``a:b:c=value`` sets ``raw['a']['b']['c']`` to ``value`` read as YAML
+    (``7``, ``true``, ``~``, ``[1, 2]``); missing sections are created. A malformed entry or a path through a
+    non-mapping is an :class:`OptionsError` naming the entry."""
+    for entry in entries:
+        keys, sep, text = entry.partition("=")
+        parts = [k.strip() for k in keys.split(":")]
+        if not sep or not all(parts):
+            raise OptionsError("--force_yml", f"{entry!r} is not of the form key:subkey=value")
+        try:
+            value = yaml.safe_load(text.strip()) if text.strip() else None
+        except yaml.YAMLError as exc:
+            raise OptionsError(
+                "--force_yml", f"{entry!r}: the value is not valid YAML ({_yaml_problem(exc)})"
+            ) from None
+        node = raw
+        for i, k in enumerate(parts[:-1]):
+            child = node.setdefault(k, {})
+            if child is None:
+                child = node[k] = {}
+            if not isinstance(child, dict):
+                where = ".".join(parts[: i + 1])
+                raise OptionsError("--force_yml", f"{entry!r}: option '{where}' is not a section")
+            node = child
+        node[parts[-1]] = value
+    return raw
+
+
+def _load(path: str | os.PathLike, validate: Any, check_paths: bool, force_yml: Sequence[str] = ()) -> Any:
     path = Path(path)
     raw = _read_yaml(path)
+    if force_yml:
+        if not isinstance(raw, dict):
+            raise OptionsError("<file>", f"{path} is not a mapping of options")
+        raw = apply_force_yml(raw, force_yml)
     try:
         return validate(raw, check_paths=check_paths)
     except OptionsError as exc:
         raise OptionsError(exc.key, f"{exc.message} (in {path})") from None
 
 
-def load_options(path: str | os.PathLike, *, check_paths: bool = True) -> TrainingOptions:
-    """Read a YAML training option file with ``yaml.safe_load`` and validate it (:func:`validate_options`)."""
-    return _load(path, validate_options, check_paths)
+def load_options(
+    path: str | os.PathLike, *, check_paths: bool = True, force_yml: Sequence[str] = ()
+) -> TrainingOptions:
+    """Read a YAML training option file with ``yaml.safe_load``, apply ``--force_yml`` entries
+    (:func:`apply_force_yml`) and validate it (:func:`validate_options`)."""
+    return _load(path, validate_options, check_paths, force_yml)
 
 
-def load_test_options(path: str | os.PathLike, *, check_paths: bool = True) -> TestOptions:
-    """Read a YAML ``test.py`` option file and validate it (:func:`validate_test_options`)."""
-    return _load(path, validate_test_options, check_paths)
+def load_test_options(
+    path: str | os.PathLike, *, check_paths: bool = True, force_yml: Sequence[str] = ()
+) -> TestOptions:
+    """Read a YAML ``test.py`` option file, apply ``--force_yml`` entries and validate it
+    (:func:`validate_test_options`)."""
+    return _load(path, validate_test_options, check_paths, force_yml)
 
 
 def experiments_root(opt: TrainingOptions) -> Path:
