@@ -133,6 +133,30 @@ def test_named_repository_paths_exist(md: Path):
     assert missing_paths(md) == []
 
 
+@pytest.mark.parametrize("md", doc_files(), ids=lambda p: str(p.relative_to(REPO)))
+def test_code_fences_are_closed(md: Path):
+    """An unclosed fence turns the rest of the page into code."""
+    fences = [line for line in md.read_text(encoding="utf-8").splitlines() if FENCE.match(line)]
+    assert len(fences) % 2 == 0, f"{md.name}: {len(fences)} code fence lines (one is not closed)"
+
+
+@pytest.mark.parametrize("md", doc_files(), ids=lambda p: str(p.relative_to(REPO)))
+def test_table_rows_have_the_header_row_cells(md: Path):
+    """A stray (unescaped) ``|`` in a cell, even inside backticks, shifts GitHub's table columns."""
+    problems, cells, in_fence = [], None, False
+    for n, line in enumerate(md.read_text(encoding="utf-8").splitlines(), 1):
+        if FENCE.match(line):
+            in_fence = not in_fence
+        if in_fence or not line.startswith("|"):
+            cells = None
+            continue
+        count = len(re.findall(r"(?<!\\)\|", line))
+        cells = count if cells is None else cells
+        if count != cells:
+            problems.append(f"{md.name}:{n}: {count - 1} cells, the header has {cells - 1}")
+    assert problems == []
+
+
 def test_docs_cite_tests_at_all():
     """The checks above would pass vacuously if the pattern stopped matching the docs' style."""
     cites = [c for md in doc_files() for c in CITATION.findall(md.read_text(encoding="utf-8"))]
