@@ -153,6 +153,22 @@ def test_non_finite_model_output_fails_that_image_only(tmp_path, photo, caplog):
     assert "b: the model output holds" in res.images[1].note and "check the weights" in res.images[1].note
 
 
+def test_fp16_overflow_names_fp16_and_the_way_out(tmp_path, photo):
+    """An fp16 run whose output overflows says it is fp16's range and offers bf16 / fp32."""
+
+    def overflows(x: torch.Tensor) -> torch.Tensor:
+        return _upscale(x) * float("inf")
+
+    write_image(tmp_path / "a.png", np.ascontiguousarray(photo[:8, :8]))
+    opts = EvalOptions(device=torch.device("cpu"), data_range=1.0, save_images=False, precision="fp16")
+    res = evaluate_set(
+        overflows, [ImageItem("a", str(tmp_path / "a.png"), None)], opts, tmp_path / "out", "valid",
+        logging.getLogger("test"),
+    )  # fmt: skip
+    note = res.images[0].note
+    assert "fp16 overflowed" in note and "65504" in note and "--bf16" in note
+
+
 # ------------------------------------------------------------------------------------ foreign checkpoints
 def test_checkpoint_of_another_scale_names_both_scales(tmp_path, photo, rlfn_weights):
     messy_set(tmp_path / "data", photo)
