@@ -50,12 +50,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     import ehat  # noqa: F401  (torchvision alias for basicsr, registries)
     from ehat.train import distributed as du
     from ehat.train.options import load_options
-    from ehat.train.trainer import Trainer, TrainingInterrupted
+    from ehat.train.real_trainer import trainer_class
+    from ehat.train.trainer import TrainingInterrupted
 
     args = parse_args(argv)
     try:
         opt = load_options(args.opt, force_yml=args.force_yml)
-        Trainer(opt, launcher=args.launcher, auto_resume=args.auto_resume).run()
+        trainer_class(opt)(opt, launcher=args.launcher, auto_resume=args.auto_resume).run()
     except TrainingInterrupted as exc:
         print(exc, file=sys.stderr)
         return 128 + exc.signum

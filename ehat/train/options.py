@@ -68,14 +68,23 @@ __all__ = [
     "validate_test_options",
 ]
 
-MODEL_TYPES = ("EHATModel", "SRModel", "HATModel")
+MODEL_TYPES = (
+    "EHATModel",
+    "SRModel",
+    "HATModel",
+    "RealHATMSEModel",
+    "RealEHATMSEModel",
+    "RealHATGANModel",
+    "RealEHATGANModel",
+)
+REAL_MODEL_TYPES = ("RealHATMSEModel", "RealEHATMSEModel", "RealHATGANModel", "RealEHATGANModel")
+"""Real-world SR: LR made on the fly by second-order degradations (``ehat.train.realesr``)."""
+GAN_MODEL_TYPES = ("RealHATGANModel", "RealEHATGANModel")
+"""Real-world SR with a discriminator (``network_d``, ``optim_d``, ``gan_opt``)."""
 AMP_MODES = ("bf16", "fp16")
 _PHASE = re.compile(r"^(train|val|test)(_.+)?$")
 LOSS_KEYS = ("pixel_opt", "perceptual_opt")
-GAN_NOT_SUPPORTED = (
-    "GAN training is not supported by EHAT yet (a later issue adds it): remove this key to train "
-    "with the pixel and perceptual losses"
-)
+GAN_ONLY = f"only for the GAN model types ({', '.join(GAN_MODEL_TYPES)})"
 
 
 def _compile_modes() -> tuple[str, ...]:
@@ -92,6 +101,109 @@ def as_compile_mode(value: Any, key: str) -> str:
     if isinstance(value, str) and value.lower() in _compile_modes():
         return value.lower()
     raise OptionsError(key, f"expected false, blocks or full (true means full), got {value!r}")
+
+
+@converter("float in [0, 1]", int, float)
+def _prob(value: Any, key: str) -> float:
+    p = as_float(value, key)
+    if not 0.0 <= p <= 1.0:
+        raise OptionsError(key, f"{p} is a probability: expected a number in [0, 1]")
+    return p
+
+
+@converter("[p_up, p_down, p_keep]", list, tuple)
+def _probs3(value: Any, key: str) -> list[float]:
+    probs = list_of(_prob)(value, key)
+    if len(probs) != 3 or sum(probs) <= 0:
+        raise OptionsError(
+            key, f"expected three probabilities [up, down, keep] with a positive sum, got {value}"
+        )
+    return probs
+
+
+@converter("[low, high]", list, tuple)
+def _range2(value: Any, key: str) -> list[float]:
+    pair = list_of(as_float)(value, key)
+    if len(pair) != 2 or pair[0] > pair[1]:
+        raise OptionsError(key, f"expected [low, high] with low <= high, got {value}")
+    return pair
+
+
+DEGRADATION_KEYS = (
+    "resize_prob",
+    "resize_range",
+    "gaussian_noise_prob",
+    "noise_range",
+    "poisson_scale_range",
+    "gray_noise_prob",
+    "jpeg_range",
+    "second_blur_prob",
+    "resize_prob2",
+    "resize_range2",
+    "gaussian_noise_prob2",
+    "noise_range2",
+    "poisson_scale_range2",
+    "gray_noise_prob2",
+    "jpeg_range2",
+)
+"""The top-level keys of the second-order degradation (basicsr's RealESRGANModel, HAT's Real-HAT files)."""
+REAL_KEYS = ("gt_usm", "l1_gt_usm", "percep_gt_usm", "gan_gt_usm", *DEGRADATION_KEYS, "gt_size", "queue_size")
+
+
+@converter("mapping (type + constructor arguments)", dict)
+def check_discriminator(value: Any, key: str) -> dict[str, Any]:
+    """``network_d``: a registered discriminator (:func:`ehat.train.checks.check_network`, role discriminator)."""
+    return check_network(value, key, role="discriminator")
+
+
+VGG_URL = "https://download.pytorch.org/models/{name}"
+
+
+def _vgg_downloadable(url: str) -> bool:
+    """Whether ``url``'s host answers within 3 s (the perceptual loss would download from it)."""
+    import socket
+    from urllib.parse import urlparse
+
+    try:
+        with socket.create_connection((urlparse(url).hostname, 443), timeout=3):
+            return True
+    except OSError:
+        return False
+
+
+def vgg_weights_locations(vgg_type: str) -> tuple[str, list[Path]]:
+    """(URL, files tried in order) of the ImageNet weights basicsr's VGGFeatureExtractor loads for
+    ``vgg_type``: basicsr's ``VGG_PRETRAIN_PATH`` (vgg19 only, relative to the current folder), then
+    torchvision's download cache (``$TORCH_HOME/hub/checkpoints``)."""
+    import torch
+    import torchvision.models as tvm
+
+    enum = getattr(tvm, f"{vgg_type.upper()}_Weights", None)
+    url = enum.IMAGENET1K_V1.url if enum is not None else VGG_URL.format(name=f"{vgg_type}.pth")
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+    files = [cached]
+    if vgg_type == "vgg19":
+        from basicsr.archs.vgg_arch import VGG_PRETRAIN_PATH
+
+        files.insert(0, Path(VGG_PRETRAIN_PATH))
+    return url, files
+
+
+def check_vgg_weights(spec: Component, key: str) -> None:
+    """The perceptual loss's VGG weights: present at one of :func:`vgg_weights_locations`, or downloadable;
+    else an OptionsError naming the file, the URL and where to put it (before any training starts)."""
+    if spec.type != "PerceptualLoss":
+        return
+    vgg_type = spec.args.get("vgg_type", "vgg19")
+    url, files = vgg_weights_locations(vgg_type)
+    if any(f.is_file() for f in files) or _vgg_downloadable(url):
+        return
+    where = " or ".join(str(f if f.is_absolute() else Path.cwd() / f) for f in files)
+    raise OptionsError(
+        f"{key}.vgg_type",
+        f"the perceptual loss needs the ImageNet weights of {vgg_type} ({files[-1].name}), which are not on this "
+        f"machine and cannot be downloaded now: download {url} elsewhere and put it at {where}",
+    )
 
 
 # ------------------------------------------------------------------------------------ shared
@@ -219,9 +331,57 @@ _MULTI_ROOT_EXTRA: dict[str, Field] = {
         "ImageNetPairedDataset, false otherwise)",
     ),
 }
+KERNELS = ("iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso")
+
+
+def _kernel_list(value: Any, key: str) -> list[str]:
+    names = list_of(as_str)(value, key)
+    for i, n in enumerate(names):
+        if n not in KERNELS:
+            raise OptionsError(f"{key}[{i}]", f"unknown blur kernel {n!r}; valid: {', '.join(KERNELS)}")
+    return names
+
+
+def _real_esrgan_extra() -> dict[str, Field]:
+    out: dict[str, Field] = {}
+    for sfx, which in (("", "first"), ("2", "second")):
+        out.update(
+            {
+                f"blur_kernel_size{sfx}": Field(
+                    as_int, None, nullable=True, minimum=1, doc=f"{which} blur: kernel size"
+                ),
+                f"kernel_list{sfx}": Field(
+                    converter("list[str]", list, tuple)(_kernel_list),
+                    None,
+                    nullable=True,
+                    doc=f"{which} blur: kinds",
+                ),
+                f"kernel_prob{sfx}": Field(
+                    list_of(_prob), None, nullable=True, doc=f"{which} blur: P(each kind)"
+                ),
+                f"sinc_prob{sfx}": Field(_prob, None, nullable=True, doc=f"{which} blur: P(sinc filter)"),
+                f"blur_sigma{sfx}": Field(_range2, None, nullable=True, doc=f"{which} blur: sigma range"),
+                f"betag_range{sfx}": Field(
+                    _range2, None, nullable=True, doc=f"{which} blur: generalized beta"
+                ),
+                f"betap_range{sfx}": Field(_range2, None, nullable=True, doc=f"{which} blur: plateau beta"),
+            }
+        )
+    out["final_sinc_prob"] = Field(_prob, None, nullable=True, doc="P(final sinc filter)")
+    out["meta_info"] = Field(as_str, None, nullable=True, doc="basicsr's name for meta_info_file")
+    out["crop_pad_size"] = Field(
+        as_int, None, nullable=True, minimum=1, maximum=400, doc="GT crop degraded per sample (default 400)"
+    )
+    return out
+
+
+REAL_ESRGAN_EXTRA = _real_esrgan_extra()
+"""RealESRGANDataset's keys (all required but ``meta_info``)."""
+
 DATASET_EXTRA: dict[str, dict[str, Field]] = {
     "MultiRootPairedDataset": _MULTI_ROOT_EXTRA,
     "ImageNetPairedDataset": _MULTI_ROOT_EXTRA,
+    "RealESRGANDataset": REAL_ESRGAN_EXTRA,
 }
 """Keys a dataset type takes beyond the common ones (kept in ``DatasetOptions.extra``)."""
 
@@ -259,6 +419,19 @@ def _dataset(phase_key: str, value: Any, scale: int, cls: type[DatasetOptions]) 
     gt, lq = ds.dataroot_gt, ds.dataroot_lq
     if isinstance(gt, list) and isinstance(lq, list) and len(gt) != len(lq):
         raise OptionsError(f"{prefix}.dataroot_lq", f"has {len(lq)} entries but dataroot_gt has {len(gt)}")
+    if kind == "RealESRGANDataset":
+        for k in REAL_ESRGAN_EXTRA:
+            if k not in ("meta_info", "crop_pad_size") and ds.extra.get(k) is None:
+                raise OptionsError(f"{prefix}.{k}", "is required by RealESRGANDataset")
+        for sfx in ("", "2"):
+            if len(ds.extra[f"kernel_list{sfx}"]) != len(ds.extra[f"kernel_prob{sfx}"]):
+                raise OptionsError(
+                    f"{prefix}.kernel_prob{sfx}", f"needs one probability per kernel_list{sfx} entry"
+                )
+        if ds.extra.get("meta_info") is not None and ds.meta_info_file is not None:
+            raise OptionsError(
+                f"{prefix}.meta_info", "give meta_info_file or meta_info (basicsr's name), not both"
+            )
     if kind == "ImageNetPairedDataset" and lq is not None and lq != gt:
         raise OptionsError(
             f"{prefix}.dataroot_lq",
@@ -295,9 +468,11 @@ def check_datasets(value: Any, key: str, scale: int) -> dict[str, DatasetOptions
 # ------------------------------------------------------------------------------------ training
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class TrainPathOptions(WeightsPathOptions):
-    REFUSED: ClassVar[dict[str, str]] = {
-        k: GAN_NOT_SUPPORTED for k in ("pretrain_network_d", "param_key_d", "strict_load_d")
-    }
+    pretrain_network_d: str | None = option(
+        as_str, None, nullable=True, doc=f"discriminator checkpoint to start from ({GAN_ONLY})"
+    )
+    param_key_d: str = option(as_str, "auto", doc="entry of pretrain_network_d to load (params, or auto)")
+    strict_load_d: bool = option(as_bool, True, doc="as strict_load_g, for the discriminator")
 
     resume_state: str | None = option(
         as_str, None, nullable=True, doc="training state to resume (see also --auto_resume)"
@@ -313,10 +488,6 @@ class TrainPathOptions(WeightsPathOptions):
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class TrainOptions:
     """``train``: the loop, the optimizer, the schedule and the losses."""
-
-    REFUSED: ClassVar[dict[str, str]] = {
-        k: GAN_NOT_SUPPORTED for k in ("gan_opt", "optim_d", "net_d_iters", "net_d_init_iters")
-    }
 
     ema_decay: float = option(as_float, 0.0, minimum=0.0, maximum=0.999999, doc="0 disables EMA")
     total_iter: int = option(as_int, minimum=1, doc="iterations to train (1-based, like BasicSR)")
@@ -362,6 +533,16 @@ class TrainOptions:
     perceptual_opt: Component | None = option(
         check_loss, None, nullable=True, doc="basicsr's PerceptualLoss and its arguments"
     )
+    gan_opt: Component | None = option(
+        check_loss, None, nullable=True, doc=f"basicsr's GANLoss and its arguments ({GAN_ONLY})"
+    )
+    optim_d: Component | None = option(
+        check_optimizer, None, nullable=True, doc=f"the discriminator's optimizer ({GAN_ONLY}); lr required"
+    )
+    net_d_iters: int = option(as_int, 1, minimum=1, doc="update the generator every N iterations (GAN)")
+    net_d_init_iters: int = option(
+        as_int, 0, minimum=0, doc="train only the discriminator for the first N iterations (GAN)"
+    )
 
     @property
     def losses(self) -> dict[str, Component]:
@@ -373,6 +554,8 @@ class TrainOptions:
             raise OptionsError(
                 f"{prefix}.pixel_opt", "at least one loss (pixel_opt or perceptual_opt) is required"
             )
+        if self.perceptual_opt is not None:
+            check_vgg_weights(self.perceptual_opt, f"{prefix}.perceptual_opt")
         if self.new_param_keys and self.new_param_lr is None:
             raise OptionsError(f"{prefix}.new_param_lr", "is required when train.new_param_keys is given")
         sch = self.scheduler
@@ -455,13 +638,15 @@ class DistParamsOptions:
 class TrainingOptions:
     """A whole training option file (``python train.py -opt <file>``)."""
 
-    REFUSED: ClassVar[dict[str, str]] = {"network_d": GAN_NOT_SUPPORTED}
-
     name: str = option(
         as_str, doc="experiment name; outputs go to experiments/<name> unless path.experiments_root"
     )
     model_type: str = option(
-        as_str, "EHATModel", choices=MODEL_TYPES, doc="BasicSR's model class; all three run the same loop"
+        as_str,
+        "EHATModel",
+        choices=MODEL_TYPES,
+        doc="BasicSR's model class: EHATModel, SRModel and HATModel run the same loop; Real*MSEModel degrade "
+        "GT images on the fly, Real*GANModel add a discriminator",
     )
     scale: int = option(as_int, 4, minimum=1, doc="upscaling factor")
     num_gpu: int | str = option(
@@ -492,10 +677,118 @@ class TrainingOptions:
     datasets: dict[str, DatasetOptions] = option(
         check_datasets, needs=("scale",), doc="train (required), val / val_<n> (validation sets)"
     )
+    network_d: dict[str, Any] | None = option(
+        check_discriminator,
+        None,
+        nullable=True,
+        doc=f"the discriminator: a registered one (UNetDiscriminatorSN...) and its arguments ({GAN_ONLY})",
+    )
     train: TrainOptions = section(TrainOptions, required=True, doc="the loop, optimizer, schedule, losses")
     val: ValOptions | None = section(ValOptions, nullable=True, doc="absent or null: no validation")
     logger: LoggerOptions = section(LoggerOptions, doc="console/file log, checkpoints, TensorBoard, wandb")
     dist_params: DistParamsOptions = section(DistParamsOptions, doc="multi-GPU process group")
+    # ---- real-world SR (top-level keys, as in HAT's and Real-ESRGAN's files)
+    gt_usm: bool | None = option(as_bool, None, nullable=True, doc="MSE model: USM-sharpen the target first")
+    l1_gt_usm: bool | None = option(
+        as_bool, None, nullable=True, doc="GAN model: pixel loss on the USM target"
+    )
+    percep_gt_usm: bool | None = option(
+        as_bool, None, nullable=True, doc="GAN model: perceptual loss on the USM target"
+    )
+    gan_gt_usm: bool | None = option(
+        as_bool, None, nullable=True, doc="GAN model: the discriminator's real images USM-sharpened"
+    )
+    high_order_degradation: bool = option(
+        as_bool, True, doc="real-world models: degrade on the fly (false: train on datasets' LR as given)"
+    )
+    resize_prob: list[float] | None = option(
+        _probs3, None, nullable=True, doc="first resize: P(up, down, keep)"
+    )
+    resize_range: list[float] | None = option(_range2, None, nullable=True, doc="first resize: scale range")
+    gaussian_noise_prob: float | None = option(_prob, None, nullable=True, doc="first noise: P(Gaussian)")
+    noise_range: list[float] | None = option(
+        _range2, None, nullable=True, doc="first Gaussian sigma (of 255)"
+    )
+    poisson_scale_range: list[float] | None = option(_range2, None, nullable=True, doc="first Poisson scale")
+    gray_noise_prob: float | None = option(_prob, None, nullable=True, doc="first noise: P(gray noise)")
+    jpeg_range: list[float] | None = option(_range2, None, nullable=True, doc="first JPEG quality range")
+    second_blur_prob: float | None = option(_prob, None, nullable=True, doc="P(second blur)")
+    resize_prob2: list[float] | None = option(
+        _probs3, None, nullable=True, doc="second resize: P(up, down, keep)"
+    )
+    resize_range2: list[float] | None = option(_range2, None, nullable=True, doc="second resize: scale range")
+    gaussian_noise_prob2: float | None = option(_prob, None, nullable=True, doc="second noise: P(Gaussian)")
+    noise_range2: list[float] | None = option(_range2, None, nullable=True, doc="second Gaussian sigma")
+    poisson_scale_range2: list[float] | None = option(
+        _range2, None, nullable=True, doc="second Poisson scale"
+    )
+    gray_noise_prob2: float | None = option(_prob, None, nullable=True, doc="second noise: P(gray noise)")
+    jpeg_range2: list[float] | None = option(_range2, None, nullable=True, doc="second JPEG quality range")
+    gt_size: int | None = option(
+        as_int, None, nullable=True, minimum=1, doc="real-world: HR patch cropped after degrading"
+    )
+    queue_size: int | None = option(
+        as_int, None, nullable=True, minimum=1, doc="real-world: training pair pool (a multiple of the batch)"
+    )
+
+    def check(self, prefix: str) -> None:
+        """Real-world keys only with the real-world model types (and all of them there); GAN keys only
+        with the GAN types (and all of them there)."""
+        real = self.model_type in REAL_MODEL_TYPES
+        gan = self.model_type in GAN_MODEL_TYPES
+        given = [k for k in REAL_KEYS if getattr(self, k) is not None]
+        if not real and given:
+            raise OptionsError(
+                given[0],
+                f"only for the real-world model types ({', '.join(REAL_MODEL_TYPES)}); model_type is "
+                f"{self.model_type}: set model_type or remove the key",
+            )
+        gan_given = [k for k, v in self._gan_keys().items() if v]
+        if not gan and gan_given:
+            raise OptionsError(gan_given[0], f"{GAN_ONLY}; model_type is {self.model_type}: remove the key")
+        if not real:
+            return
+        needed = ["gt_size", "queue_size"]
+        if self.high_order_degradation:
+            needed += [k for k in DEGRADATION_KEYS]
+            needed += ["l1_gt_usm", "percep_gt_usm", "gan_gt_usm"] if gan else ["gt_usm"]
+        for k in needed:
+            if getattr(self, k) is None:
+                raise OptionsError(k, f"is required by model_type {self.model_type}")
+        if self.high_order_degradation and self.train_set.type not in ("RealESRGANDataset",):
+            raise OptionsError(
+                "datasets.train.type",
+                f"{self.model_type} degrades GT images on the fly: use type RealESRGANDataset (its blur kernels "
+                "and GT crops), or set high_order_degradation: false to train on the dataset's LR",
+            )
+        batch = self.train_set.batch_size_per_gpu
+        if self.queue_size % batch:
+            raise OptionsError(
+                "queue_size",
+                f"{self.queue_size} must be a multiple of datasets.train.batch_size_per_gpu ({batch})",
+            )
+        if self.gt_size % self.scale:
+            raise OptionsError("gt_size", f"{self.gt_size} must be a multiple of scale {self.scale}")
+        if gan:
+            for k, v in (("network_d", self.network_d), ("train.optim_d", self.train.optim_d),
+                         ("train.gan_opt", self.train.gan_opt)):  # fmt: skip
+                if v is None:
+                    raise OptionsError(k, f"is required by model_type {self.model_type}")
+            if self.train.grad_accum_steps != 1:
+                raise OptionsError(
+                    "train.grad_accum_steps",
+                    f"must be 1 with {self.model_type} (generator and discriminator "
+                    "alternate every iteration)",
+                )
+
+    def _gan_keys(self) -> dict[str, bool]:
+        t, p = self.train, self.path
+        return {
+            "network_d": self.network_d is not None,
+            "train.gan_opt": t.gan_opt is not None,
+            "train.optim_d": t.optim_d is not None,
+            "path.pretrain_network_d": p.pretrain_network_d is not None,
+        }
 
     @property
     def train_set(self) -> TrainDatasetOptions:
@@ -679,8 +972,8 @@ class TestOptions:
 def _check_paths(opt: TrainingOptions | TestOptions) -> None:
     """Require dataset folders, meta-info files and the weights / state files to exist."""
     for phase_key, ds in opt.datasets.items():
-        for k in ("dataroot_gt", "dataroot_lq", "meta_info_file"):
-            paths = getattr(ds, k, None) or []
+        for k in ("dataroot_gt", "dataroot_lq", "meta_info_file", "meta_info"):
+            paths = getattr(ds, k, None) or getattr(ds, "extra", {}).get(k) or []
             for i, p in enumerate(paths if isinstance(paths, list) else [paths]):
                 if not os.path.exists(p):
                     where = f"datasets.{phase_key}.{k}" + (f"[{i}]" if isinstance(paths, list) else "")

@@ -97,6 +97,8 @@ class Trainer:
         """One entry per iteration run by this process: {'iter', 'l_pix', ..., 'grad_norm'}."""
         self.val_history: list[dict[str, Any]] = []
         self._signal: int | None = None
+        self.side_by_side = False
+        """TensorBoard validation samples as LR (nearest) | SR | HR instead of SR alone (real-world SR)."""
 
     # ------------------------------------------------------------------------------ setup
     def _setup_process(self) -> None:
@@ -235,6 +237,7 @@ class Trainer:
             _LOSS_NAMES[k]: build_loss(spec.to_dict()).to(self.device) for k, spec in topt.losses.items()
         }
         self.iter, self.best = 0, None
+        self._setup_models()
         if self.resume_state is not None:
             self._restore(self.resume_state, resume)
 
@@ -262,15 +265,42 @@ class Trainer:
         self.iter = int(state["iter"])
         self.stream.seek(int(state["epoch"]), int(state["consumed"]))
         self.best = state.get("best")
+        self._restore_extra(state)
         rngs = state["rng"]
+        per_rank = state.get("rank_state") or [{}] * len(rngs)
         if len(rngs) == self.world:
             st.restore_rng(rngs[self.rank])
+            self._restore_rank_state(per_rank[self.rank])
         else:
             self.log.warning(
                 f"{path} was written by {len(rngs)} process(es), this run has {self.world}: "
                 "RNG states are re-seeded, so the run is not bit-identical to an uninterrupted one"
             )
         self.log.info(f"Resumed from {path} at iteration {self.iter} (epoch {state['epoch']})")
+
+    # ------------------------------------------------------------------------------ hooks (RealTrainer)
+    def _setup_models(self) -> None:
+        """Build what a subclass trains beside ``net`` (called before a resume state is restored)."""
+
+    def _restore_extra(self, state: dict) -> None:
+        """Restore what :meth:`_extra_state` saved."""
+
+    def _extra_state(self) -> dict:
+        """Entries of the training state beyond the generator's (rank 0's view)."""
+        return {}
+
+    def _rank_state(self) -> dict:
+        """Per-rank entries of the training state (gathered from every rank, like the RNG states)."""
+        return {}
+
+    def _restore_rank_state(self, state: dict) -> None:
+        """Restore this rank's :meth:`_rank_state`."""
+
+    def _inputs(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """(LR, HR) of a micro-batch on the device: (B, 3, h, w) and (B, 3, h*scale, w*scale) in [0, 1]."""
+        lq = batch["lq"].to(self.device, non_blocking=True)
+        gt = batch["gt"].to(self.device, non_blocking=True)
+        return lq, gt
 
     # ------------------------------------------------------------------------------ saving
     def _raw_state(self) -> dict:
@@ -287,15 +317,18 @@ class Trainer:
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "best": self.best,
             "network_g": dict(self.opt.network_g),
+            **self._extra_state(),
         }
 
     def save(self) -> Path:
         """Write ``models/net_g_<it>.pth`` then ``training_states/<it>.state`` (atomically), prune old ones."""
         rngs = du.gather_objects(st.capture_rng())
+        per_rank = du.gather_objects(self._rank_state())
         path = st.state_path(self.states_dir, self.iter)
         if self.is_main:
             self._save_network(self.models_dir / f"net_g_{self.iter}.pth")
-            st.atomic_torch_save({**self._raw_state(), "rng": rngs}, path)
+            extra = {"rank_state": per_rank} if any(per_rank) else {}
+            st.atomic_torch_save({**self._raw_state(), "rng": rngs, **extra}, path)
             keep = self.opt.logger.keep_last
             st.prune(self.states_dir, keep)
             st.prune(self.models_dir, keep, _MODEL_NAME)
@@ -353,8 +386,7 @@ class Trainer:
         logged: dict[str, float] = {}
         for micro in range(k):
             batch = self.stream.next()
-            lq = batch["lq"].to(self.device, non_blocking=True)
-            gt = batch["gt"].to(self.device, non_blocking=True)
+            lq, gt = self._inputs(batch)
             if topt.channels_last:
                 lq = lq.contiguous(memory_format=torch.channels_last)
             bad_input = not (torch.isfinite(lq).all() and torch.isfinite(gt).all())
@@ -410,7 +442,7 @@ class Trainer:
     # ------------------------------------------------------------------------------ validation
     def validate(self) -> dict[str, dict[str, float]]:
         """Metrics of the EMA network (else the network) on every ``datasets.val*``; updates the best."""
-        from ehat.train.validation import validate
+        from ehat.train.validation import side_by_side, validate
 
         vopt = self.opt.val
         assert vopt is not None
@@ -421,8 +453,13 @@ class Trainer:
             save_dir = self.root / "visualization" / name if vopt.save_img and self.is_main else None
             suffix = f"_{vopt.suffix or self.iter}"
 
-            def on_image(i: int, img_name: str, img: np.ndarray, name: str = name) -> None:
+            def on_image(
+                i: int, img_name: str, img: np.ndarray, lq: np.ndarray, hr: np.ndarray, name: str = name
+            ) -> None:
                 if self.is_main and i // self.world < vopt.tb_images:
+                    if self.side_by_side:
+                        img = side_by_side(lq, img, hr, self.opt.scale)
+                        img_name = f"{img_name}_lq_sr_gt"
                     self.writer.image(f"val/{name}/{img_name}", img, self.iter)
 
             metrics = validate(

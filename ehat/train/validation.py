@@ -22,6 +22,26 @@ def to_uint8_hwc(t: torch.Tensor) -> np.ndarray:
     return (t.permute(1, 2, 0).cpu().numpy() * 255.0).round().astype(np.uint8)
 
 
+NIQE_BLOCK = 96
+"""basicsr's calculate_niqe fits 96x96 blocks: with fewer than two it crashes (no covariance)."""
+
+
+def side_by_side(
+    lq: np.ndarray, sr: np.ndarray, hr: np.ndarray | None, scale: int, gap: int = 4
+) -> np.ndarray:
+    """``lq | sr | hr`` as one (H, W, 3) uint8 image: the LR enlarged ``scale`` times (nearest, so its
+    pixels show), white ``gap``-pixel separators; all cropped to the smallest height/width. ``hr`` None:
+    ``lq | sr``."""
+    big = np.repeat(np.repeat(lq, scale, axis=0), scale, axis=1)
+    panels = [big, sr] + ([hr] if hr is not None else [])
+    h, w = min(p.shape[0] for p in panels), min(p.shape[1] for p in panels)
+    sep = np.full((h, gap, 3), 255, np.uint8)
+    out: list[np.ndarray] = []
+    for p in panels:
+        out += [p[:h, :w], sep]
+    return np.concatenate(out[:-1], axis=1)
+
+
 def compute_metrics(
     sr: np.ndarray, hr: np.ndarray, scale: int, extra: Mapping[str, Metric] | None
 ) -> dict[str, float]:
@@ -36,6 +56,17 @@ def compute_metrics(
 
         data = {"img": np.ascontiguousarray(sr[..., ::-1]), "img2": np.ascontiguousarray(hr[..., ::-1])}
         for name, spec in extra.items():
+            if spec.type == "calculate_niqe":
+                crop = int(spec.args.get("crop_border", 0))
+                h, w = sr.shape[0] - 2 * crop, sr.shape[1] - 2 * crop
+                if (h // NIQE_BLOCK) * (w // NIQE_BLOCK) < 2:
+                    from ehat.train.options import OptionsError
+
+                    raise OptionsError(
+                        f"val.metrics.{name}",
+                        f"NIQE needs at least two {NIQE_BLOCK}x{NIQE_BLOCK} blocks of output pixels, but an output is "
+                        f"{w}x{h} after crop_border: validate on larger images or remove the metric",
+                    )
             out[name] = float(calculate_metric(data, {"type": spec.type, **spec.args}))
     return out
 
@@ -53,13 +84,13 @@ def validate(
     save_dir: Path | None = None,
     suffix: str = "",
     pbar: bool = True,
-    on_image: Callable[[int, str, np.ndarray], None] | None = None,
+    on_image: Callable[[int, str, np.ndarray, np.ndarray, np.ndarray], None] | None = None,
     desc: str = "val",
 ) -> dict[str, float]:
     """Mean metrics of ``model`` (eval mode, fp32) over ``dataset`` items ``{'lq', 'gt', 'lq_path'}``.
 
     ``lq`` (C, h, w) and ``gt`` (C, h*scale, w*scale) are [0, 1] RGB. ``save_dir``: write each SR
-    image there as ``<name><suffix>.png`` (rank-local shards). ``on_image(index, name, sr_uint8)`` is
+    image there as ``<name><suffix>.png`` (rank-local shards). ``on_image(index, name, sr, lq, hr)`` (uint8 HWC) is
     called on every image (TensorBoard samples). Every rank must call this (collective reduction).
     """
     from ehat.evaluation.tiling import forward_tiled
@@ -85,7 +116,7 @@ def validate(
             save_dir.mkdir(parents=True, exist_ok=True)
             write_image(save_dir / f"{name}{suffix}.png", sr_u8)
         if on_image is not None:
-            on_image(i, name, sr_u8)
+            on_image(i, name, sr_u8, to_uint8_hwc(item["lq"]), hr_u8)
     model.train(was_training)
     names = sorted(du.gather_objects(sorted(sums))[0])  # rank 0's names (every rank computes the same set)
     totals = du.all_reduce_sum(
