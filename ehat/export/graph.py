@@ -1,0 +1,231 @@
+"""Graph-friendly forwards for export: the same function as our networks, written without Python
+control flow on the image size, so one exported graph serves every height and width.
+
+What differs from the eager code (and why):
+
+* window padding: :func:`reflect_pad_to_multiple` gathers rows/columns with a triangle-wave index
+  (period ``2 * (size - 1)``), which equals :func:`ehat.archs.padding.pad_to_multiple`'s repeated
+  reflect pads (and its replicate fallback for 1-pixel sides) for every size, without a loop;
+* shifted windows: the official (nW, N, N) region mask is built in the graph from the padded size
+  (:func:`shift_mask`) instead of grouping windows by kind with size-dependent counts;
+* OCAB's overlapping key/value windows are gathered with computed indices (no ``unfold``);
+* RLFN's padding of inputs under 15 pixels is a gather (reflect or replicate, chosen in the graph);
+* DANet's position attention runs as one explicit softmax over the whole map (or over
+  ``pam_tile`` tiles, edge tiles masked), without the eager code's query-chunk loop.
+
+:func:`graph_mode` swaps these in on one model instance for the duration of an export and puts
+the eager forwards back afterwards; nothing is changed on the classes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import types
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ehat.archs import hat_arch
+from ehat.archs.attention import explicit_attention
+from ehat.archs.dual_attention import PositionAttention
+from ehat.archs.hat_arch import HAB, OCAB, SHIFT_MASK_VALUE, window_partition, window_reverse
+from ehat.archs.rlfn_arch import MIN_INPUT_SIZE, RLFN
+
+
+def _reflect_index(size: int, padded: int, device: torch.device) -> torch.Tensor:
+    """(padded,) int64 source indices: 0..size-1, then mirrored without repeating the edge, periodic.
+
+    A 1-pixel side maps every index to 0 (replicate), as ``pad_to_multiple`` does.
+    """
+    period = 2 * size - 2 + 1 // size  # 1 for a 1-pixel side (no branch: the size may be symbolic)
+    j = torch.arange(padded, device=device) % period
+    return torch.where(j < size, j, period - j)
+
+
+def reflect_pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """(B, C, H, W) -> (B, C, H', W') with H', W' the next multiples of ``multiple``, mirrored at the
+    bottom/right; and (H, W). Same values as :func:`ehat.archs.padding.pad_to_multiple`."""
+    h, w = x.shape[-2:]
+    hp, wp = h + (-h) % multiple, w + (-w) % multiple
+    x = x.index_select(-2, _reflect_index(h, hp, x.device))
+    x = x.index_select(-1, _reflect_index(w, wp, x.device))
+    return x, (h, w)
+
+
+def shift_mask(h: int, w: int, ws: int, shift: int, device: torch.device) -> torch.Tensor:
+    """The official additive mask (nW, ws*ws, ws*ws) of shifted windows on an h x w map (multiples
+    of ``ws``): 0 within a region, -100 across; equals :func:`ehat.archs.hat_arch.shift_window_mask`."""
+
+    def labels(n: int) -> torch.Tensor:
+        i = torch.arange(n, device=device)
+        return (i >= n - ws).long() + (i >= n - shift).long()
+
+    region = (labels(h)[:, None] * 3 + labels(w)[None, :]).float()  # (h, w) in 0..8
+    win = window_partition(region[None, :, :, None], ws).squeeze(-1)  # (nW, N)
+    diff = win.unsqueeze(1) - win.unsqueeze(2)
+    return torch.where(diff != 0, SHIFT_MASK_VALUE, 0.0)
+
+
+def window_attention(
+    attn: hat_arch.WindowAttention, x: torch.Tensor, rpi: torch.Tensor, batch: int, mask: torch.Tensor | None
+) -> torch.Tensor:
+    """:class:`WindowAttention` on windows (B*nW, N, C) with an optional (nW, N, N) mask; explicit formula."""
+    bw, n, c = x.shape
+    heads = attn.num_heads
+    qkv = attn.qkv(x).view(batch, bw // batch, n, 3, heads, c // heads).permute(3, 0, 1, 4, 2, 5)
+    q, k, v = qkv.unbind(0)  # each (B, nW, heads, N, d)
+    bias = attn.relative_bias(rpi).unsqueeze(0)  # (1, heads, N, N)
+    if mask is not None:
+        bias = bias + mask.unsqueeze(1).to(bias.dtype)  # (nW, heads, N, N)
+    out = explicit_attention(q, k, v, bias, attn.scale)
+    out = out.transpose(2, 3).reshape(bw, n, c)
+    return attn.proj_drop(attn.proj(out))
+
+
+def hab_forward(
+    self: HAB,
+    x: torch.Tensor,
+    x_size: tuple[int, int],
+    rpi_sa: torch.Tensor,
+    shift_masks: torch.Tensor | None,
+    weights: hat_arch.BlockPathways | None = None,
+) -> torch.Tensor:
+    """:meth:`HAB.forward` with the shift mask built for this size (``shift_masks`` is ignored)."""
+    h, w = x_size
+    b, _, c = x.shape
+    w_cab, w_attn, w_mlp = weights if weights is not None else (None, None, None)
+    shortcut = x
+    x = self.norm1(x).view(b, h, w, c)
+    conv_x = self.conv_block(x.permute(0, 3, 1, 2), w_cab).permute(0, 2, 3, 1).reshape(b, h * w, c)
+    ws, s = self.window_size, self.shift_size
+    mask = None
+    if s > 0:
+        x = torch.roll(x, shifts=(-s, -s), dims=(1, 2))
+        mask = shift_mask(h, w, ws, s, x.device)
+    attn = window_reverse(window_attention(self.attn, window_partition(x, ws), rpi_sa, b, mask), ws, h, w)
+    if s > 0:
+        attn = torch.roll(attn, shifts=(s, s), dims=(1, 2))
+    attn = attn.reshape(b, h * w, c)
+    if w_attn is not None:
+        shortcut = w_attn * shortcut
+    x = shortcut + self.drop_path(attn) + conv_x * self.conv_scale
+    residual = x if w_mlp is None else w_mlp * x
+    return residual + self.drop_path(self.mlp(self.norm2(x)))
+
+
+def _window_starts(n_windows: int, ws: int, ows: int, device: torch.device) -> torch.Tensor:
+    """(n_windows * ows,) indices of the overlapping windows' rows in a map padded by (ows - ws) / 2."""
+    starts = torch.arange(n_windows, device=device) * ws
+    return (starts[:, None] + torch.arange(ows, device=device)[None, :]).reshape(-1)
+
+
+def ocab_forward(self: OCAB, x: torch.Tensor, x_size: tuple[int, int], rpi_oca: torch.Tensor) -> torch.Tensor:
+    """:meth:`OCAB.forward` with the overlapping windows gathered by index instead of ``unfold``."""
+    h, w = x_size
+    b, _, c = x.shape
+    ws, ows, heads = self.window_size, self.overlap_win_size, self.num_heads
+    d = c // heads
+    shortcut = x
+    qkv = self.qkv(self.norm1(x)).view(b, h, w, 3, c)
+    q = window_partition(qkv[..., 0, :], ws)  # (B*nW, ws*ws, C)
+    pad = (ows - ws) // 2
+    kv = F.pad(qkv[..., 1:, :].reshape(b, h, w, 2 * c), (0, 0, pad, pad, pad, pad))
+    nh, nw = h // ws, w // ws
+    kv = kv.index_select(1, _window_starts(nh, ws, ows, x.device)).view(b, nh, ows, w + 2 * pad, 2 * c)
+    kv = kv.index_select(3, _window_starts(nw, ws, ows, x.device)).view(b, nh, ows, nw, ows, 2 * c)
+    kv = kv.permute(0, 1, 3, 2, 4, 5).reshape(b * nh * nw, ows * ows, 2, heads, d).permute(2, 0, 3, 1, 4)
+    k, v = kv.unbind(0)  # each (B*nW, heads, ows*ows, d)
+    q = q.view(b * nh * nw, ws * ws, heads, d).transpose(1, 2)
+    n_q, n_k = ws * ws, ows * ows
+    table = self.relative_position_bias_table
+    bias = table[rpi_oca.reshape(-1)].view(n_q, n_k, -1).permute(2, 0, 1).unsqueeze(0)
+    out = explicit_attention(q, k, v, bias, self.scale)
+    out = window_reverse(out.transpose(1, 2).reshape(-1, n_q, c), ws, h, w).reshape(b, h * w, c)
+    x = self.proj(out) + shortcut
+    return x + self.mlp(self.norm2(x))
+
+
+def pam_residual(self: PositionAttention, x: torch.Tensor) -> torch.Tensor:
+    """:meth:`PositionAttention.residual` as one explicit fp32 softmax over the whole map (memory
+    (H*W)^2 per image), or within ``tile`` x ``tile`` blocks (edge tiles: the padded keys masked)."""
+    b, c, h, w = x.shape
+    if self.tile is None:
+        return self.gamma * _pam_attend(self, x, None)
+    t = self.tile
+    hp, wp = h + (-h) % t, w + (-w) % t
+    valid = F.pad(torch.ones(1, h, w, 1, device=x.device), (0, 0, 0, wp - w, 0, hp - h))  # (1, hp, wp, 1)
+    key_mask = torch.where(window_partition(valid, t).squeeze(-1) > 0, 0.0, float("-inf"))  # (nT, t*t)
+    tiles = window_partition(F.pad(x, (0, wp - w, 0, hp - h)).permute(0, 2, 3, 1), t)  # (B*nT, t*t, C)
+    tiles = tiles.transpose(1, 2).reshape(-1, c, t, t)
+    out = _pam_attend(self, tiles, key_mask.repeat(b, 1))  # (B*nT, C, t, t)
+    out = window_reverse(out.flatten(2).transpose(1, 2), t, hp, wp)  # (B, hp, wp, C)
+    return self.gamma * out.permute(0, 3, 1, 2)[..., :h, :w]
+
+
+def _pam_attend(self: PositionAttention, x: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
+    """softmax(Q^T K + key_mask) V on (B, C, H, W) -> (B, C, H, W); Q, K, V and the softmax in fp32."""
+    b, c, h, w = x.shape
+    q = self.query_conv(x).flatten(2).transpose(1, 2).float()  # (B, N, C/8)
+    k = self.key_conv(x).flatten(2).float()  # (B, C/8, N)
+    v = self.value_conv(x).flatten(2).transpose(1, 2).float()  # (B, N, C)
+    logits = q @ k
+    if key_mask is not None:
+        logits = logits + key_mask.unsqueeze(1)  # (B, 1, N): masked keys get no weight
+    out = logits.softmax(dim=-1) @ v
+    return out.transpose(1, 2).reshape(b, c, h, w).to(x.dtype)
+
+
+def _pad_index(size: int, minimum: int, reflect: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Source indices that pad ``size`` up to at least ``minimum``: mirrored where ``reflect``, else the
+    last index repeated."""
+    j = torch.arange(torch.maximum(torch.as_tensor(size), torch.as_tensor(minimum)), device=device)
+    mirrored = torch.where(j < size, j, 2 * (size - 1) - j)
+    return torch.where(reflect, mirrored, torch.clamp(j, max=size - 1))
+
+
+def rlfn_forward(self: RLFN, x: torch.Tensor) -> torch.Tensor:
+    """:meth:`RLFN.forward` with its small-input padding (to ESA's 15 pixels) as a gather."""
+    h, w = x.shape[-2:]
+    m = MIN_INPUT_SIZE
+    ph, pw = (torch.maximum(torch.as_tensor(m - n), torch.as_tensor(0)) for n in (h, w))
+    reflect = (ph < h) & (pw < w)  # the eager code's choice between reflect and replicate
+    x = x.index_select(-2, _pad_index(h, m, reflect, x.device)).index_select(
+        -1, _pad_index(w, m, reflect, x.device)
+    )
+    shallow = self.conv_1(x)
+    out = shallow
+    for i in range(1, self.num_blocks + 1):
+        out = getattr(self, f"block_{i}")(out)
+    out = self.upsampler(self.conv_2(out) + shallow)
+    return out[..., : h * self.upscale, : w * self.upscale]
+
+
+_PATCHES = ((HAB, "forward", hab_forward), (OCAB, "forward", ocab_forward), (RLFN, "forward", rlfn_forward))
+
+
+@contextlib.contextmanager
+def graph_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Within the block, ``model`` computes its function with the graph-friendly code above.
+
+    Patches this instance's HAB / OCAB / PAM modules (instance attributes, removed on exit) and
+    HAT's padding helper; other instances and the classes keep their eager code.
+    """
+    patched: list[tuple[nn.Module, str]] = []
+    old_pad = hat_arch.pad_to_multiple
+    try:
+        for m in model.modules():
+            for cls, name, fn in _PATCHES:
+                if isinstance(m, cls):
+                    setattr(m, name, types.MethodType(fn, m))
+                    patched.append((m, name))
+            if isinstance(m, PositionAttention):
+                m.residual = types.MethodType(pam_residual, m)
+                patched.append((m, "residual"))
+        hat_arch.pad_to_multiple = reflect_pad_to_multiple
+        yield model
+    finally:
+        hat_arch.pad_to_multiple = old_pad
+        for m, name in patched:
+            delattr(m, name)

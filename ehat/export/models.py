@@ -1,0 +1,84 @@
+"""``MODEL`` arguments of the ``ehat`` command: a model zoo id or name, or a checkpoint file.
+
+One resolution for ``ehat export``, ``ehat submission`` and ``ehat upscale``: the network the
+file describes (:func:`ehat.checkpoints.load_model`), its input/output range and scale.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import nn
+
+from ehat.errors import EhatError, did_you_mean
+
+__all__ = ["ModelArgError", "ResolvedModel", "data_range_of", "resolve_model"]
+
+
+class ModelArgError(EhatError):
+    """A MODEL argument that is neither a zoo id/name nor a checkpoint file."""
+
+
+@dataclass
+class ResolvedModel:
+    """A loaded network (eval mode, CPU, fp32) and what its users need to know.
+
+    ``data_range``: the input/output range (1.0 for [0, 1], 255.0 for [0, 255]); ``scale``: the SR
+    factor; ``name``: a short name for file names; ``weights``: the file it was loaded from.
+    """
+
+    model: nn.Module
+    data_range: float
+    scale: int
+    name: str
+    weights: Path
+
+
+def data_range_of(model: nn.Module) -> float:
+    """The range a network reads and writes: 255 for RLFN, 1 for HAT/EHAT (whose ``img_range`` is an
+    internal gain, not the input range)."""
+    from ehat.archs.rlfn_arch import RLFN
+
+    return 255.0 if isinstance(model, RLFN) else 1.0
+
+
+def _zoo_spec(arg: str):  # noqa: ANN202  (ehat.zoo.ModelSpec | None; the zoo imports torch lazily)
+    from ehat.zoo import ZOO
+
+    if arg.isdigit() and int(arg) in ZOO:
+        return ZOO[int(arg)]
+    for spec in ZOO.values():
+        if arg in (spec.name, spec.preset):
+            return spec
+    return None
+
+
+def resolve_model(arg: str | os.PathLike) -> ResolvedModel:
+    """``arg``: an existing checkpoint file, a zoo id (``102``), a zoo name (``102_EHAT_tiny_demo``)
+    or the preset of a zoo entry (``ehat_tiny``); zoo weights missing locally are downloaded.
+
+    Raises :class:`ModelArgError` (or a ``CheckpointError`` / ``ZooError``) naming what is wrong.
+    """
+    from ehat.checkpoints import load_model, read_checkpoint
+    from ehat.zoo import ZOO, build_model, resolve_weights
+
+    text = str(arg)
+    path = Path(text)
+    if path.is_file() or path.is_dir():
+        model = load_model(path)
+        meta = read_checkpoint(path)
+        data_range = float(meta.get("data_range", data_range_of(model))) if isinstance(meta, dict) else 1.0
+        return ResolvedModel(model, data_range, int(model.upscale), path.stem, path)
+    spec = _zoo_spec(text)
+    if spec is None:
+        names = [str(i) for i in ZOO] + [s.name for s in ZOO.values()] + [s.preset for s in ZOO.values()]
+        known = ", ".join(f"{i} ({s.name}, {s.preset})" for i, s in sorted(ZOO.items()))
+        raise ModelArgError(
+            f"model {text!r} is neither a checkpoint file nor a model zoo entry{did_you_mean(text, names)}; "
+            f"give a .pth/.safetensors path or one of: {known}"
+        )
+    weights = resolve_weights(spec)
+    model = build_model(spec, weights)
+    return ResolvedModel(model, spec.data_range, spec.scale, spec.name, weights)
