@@ -181,6 +181,56 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
     return {"median_s": median, "times_s": times, "peak_mb": peak, "first_call_s": first_s}
 
 
+def run_alternating(spec: dict[str, Any]) -> dict[str, Any]:
+    """Inference of several implementations/variants in ONE process, one call of each in turn per
+    round, so a busy machine slows all of them alike (``--alternate``). Per label: median and min
+    seconds; the process's peak memory is shared, so none is reported per label."""
+    from ehat.cpu_allocator import tune_malloc
+
+    tune_malloc()
+    import torch
+
+    import ehat  # noqa: F401
+    from ehat.acceleration import compile_model
+
+    device = spec["device"]
+    (h, w) = spec["size"]
+    x = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(1)).to(device)
+    steps, times, firsts = {}, {}, {}
+    for item in spec["items"]:
+        model = _build({**spec, **item}).to(device).eval()
+        compile_model(model, item["compile"], dynamic=False)
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(item["precision"])
+
+        def step(model: Any = model, dtype: Any = dtype) -> Any:
+            with torch.inference_mode(), torch.autocast(device, dtype=dtype, enabled=dtype is not None):
+                return model(x)
+
+        t = time.perf_counter()
+        y = step()
+        _sync(device)
+        firsts[item["label"]] = time.perf_counter() - t
+        torch.save(y.float().cpu(), item["out"])
+        steps[item["label"]], times[item["label"]] = step, []
+    for _ in range(spec["runs"]):
+        for label, step in steps.items():
+            _sync(device)
+            t = time.perf_counter()
+            step()
+            _sync(device)
+            times[label].append(time.perf_counter() - t)
+    return {
+        label: {
+            "median_s": statistics.median(ts),
+            "min_s": min(ts),
+            "times_s": ts,
+            "peak_mb": float("nan"),
+            "first_call_s": firsts[label],
+        }
+        for label, ts in times.items()
+    }
+
+
 # --------------------------------------------------------------------------- parent side
 
 
@@ -238,6 +288,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=1, help="untimed runs first (the first also compiles)")
     p.add_argument("--no-train", action="store_true", help="skip the training-step measurements")
     p.add_argument("--no-reference", action="store_true", help="only our variants")
+    p.add_argument(
+        "--alternate",
+        action="store_true",
+        help="inference rows: run the reference and every variant in one process, one call of each in "
+        "turn (robust to a busy machine; no per-variant peak memory)",
+    )
     p.add_argument("--json", type=Path, default=Path("benchmark.json"), help="where to write the results")
     p.add_argument("--markdown", type=Path, help="also write the table as Markdown here")
     args = p.parse_args(argv)
@@ -286,6 +342,23 @@ def main(argv: list[str] | None = None) -> int:
             plan += [("ours", "tuned", v) for v in args.variants]
             plan += [("reference", r, parse_variant("fp32")) for r in refs[1:]] if has_ref else []
             row: dict[str, Any] = dict(mode=mode, model=model, size=list(size), batch=batch, results={})
+            if args.alternate and mode == "infer":
+                plan = [p for p in plan if not (p[0] == "reference" and p[1] != refs[0])]
+                items = []
+                for impl, malloc, v in plan:
+                    label = f"reference[{malloc}]" if impl == "reference" else variant_label(v)
+                    items.append(dict(impl=impl, label=label, out=f"{tmp}/{label}.pt", **v))
+                spec = dict(base, malloc="tuned", label="alternate", items=items)
+                try:
+                    row["results"] = _spawn(spec)
+                    for item in items:
+                        row["results"][item["label"]]["output"] = item["out"]
+                except RuntimeError as err:
+                    row["results"] = {"alternate": {"error": str(err)[-800:]}}
+                _compare(row, refs[0], args, peak_bf16)
+                rows.append(row)
+                print(_format_row(row), flush=True)
+                continue
             for impl, malloc, v in plan:
                 label = f"reference[{malloc}]" if impl == "reference" else variant_label(v)
                 out = f"{tmp}/{label}.pt"
@@ -403,6 +476,7 @@ def markdown_table(report: dict[str, Any]) -> str:
 
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == WORKER_FLAG:
-        print(json.dumps(run_worker(json.loads(sys.argv[2]))))
+        job = json.loads(sys.argv[2])
+        print(json.dumps(run_alternating(job) if "items" in job else run_worker(job)))
     else:
         sys.exit(main())
