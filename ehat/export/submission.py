@@ -1,0 +1,274 @@
+"""NTIRE Efficient-SR submission package: one torch-only model file generated from our code.
+
+The organizers' ``test_demo.py`` imports ``models/teamXX_Name.py`` and loads
+``model_zoo/teamXX_name.pth`` with ``strict=True`` inside a ``select_model`` branch. This module
+writes both for any HAT / EHAT / RLFN network:
+
+* ``models/team35_EHAT.py`` is *generated from our network code*: the source of the modules the
+  network needs (attention, padding, HAT, and for EHAT the branch weights, dual attention and
+  bicubic skip; or RLFN), read with :mod:`ast`, with the imports of ``ehat``, ``basicsr`` and
+  ``timm`` removed (two small stand-ins replace timm's ``DropPath`` / ``trunc_normal_``, used for
+  training and initialization only) and the registry decorators dropped. At its end a class
+  ``Team35EHAT`` takes no arguments and builds the checkpoint's config. The same code runs, so the
+  output equals ours bit for bit;
+* ``model_zoo/team35_ehat.pth``: the network's plain state dict, in that file's key layout (ours);
+* ``select_model.txt``: the branch to paste into the organizers' ``select_model``.
+
+Before anything is written the generated file is executed apart from ``ehat`` and compared with
+the network on a random input; a difference is refused (:class:`SubmissionError`).
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import io
+import pprint
+import types
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ehat.atomic import atomic_write, atomic_write_bytes
+from ehat.errors import EhatError
+
+__all__ = ["Submission", "SubmissionError", "generate_model_source", "write_submission"]
+
+# Imports the generated file must not keep: everything it needs from them is inlined.
+FOREIGN_MODULES = ("ehat", "basicsr", "timm")
+
+STANDINS = '''
+class EhatError(Exception):
+    """Stand-in for ehat.errors.EhatError (a user's configuration mistake)."""
+
+
+def trunc_normal_(tensor: torch.Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0):
+    """Stand-in for timm's trunc_normal_ (initialization only; weights are loaded)."""
+    return torch.nn.init.trunc_normal_(tensor, mean, std, a, b)
+
+
+class DropPath(nn.Module):
+    """Stand-in for timm's DropPath: stochastic depth in training, the identity in eval mode."""
+
+    def __init__(self, drop_prob: float = 0.0) -> None:
+        super().__init__()
+        self.drop_prob = drop_prob
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.drop_prob == 0.0 or not self.training:
+            return x
+        keep = 1 - self.drop_prob
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+        return x * mask / keep
+'''
+
+
+class SubmissionError(EhatError):
+    """A package that cannot be written as asked (existing files, a failed self-check)."""
+
+
+def _modules_for(model: nn.Module) -> list[types.ModuleType]:
+    """Our modules that define ``model``'s network, in dependency order."""
+    from ehat.archs import (
+        attention,
+        bicubic_skip,
+        bsa,
+        dual_attention,
+        ehat_arch,
+        hat_arch,
+        padding,
+        rlfn_arch,
+    )
+    from ehat.archs.ehat_arch import EHAT
+    from ehat.archs.hat_arch import HAT
+    from ehat.archs.rlfn_arch import RLFN
+
+    if isinstance(model, EHAT):
+        return [attention, padding, hat_arch, bsa, dual_attention, bicubic_skip, ehat_arch]
+    if isinstance(model, HAT):
+        return [attention, padding, hat_arch]
+    if isinstance(model, RLFN):
+        return [rlfn_arch]
+    raise SubmissionError(
+        f"no submission generator for {type(model).__name__}: HAT, EHAT and RLFN are supported"
+    )
+
+
+def _is_foreign_import(node: ast.stmt) -> bool:
+    if isinstance(node, ast.ImportFrom):
+        return node.module == "__future__" or (node.module or "").split(".")[0] in FOREIGN_MODULES
+    if isinstance(node, ast.Import):
+        return any(a.name.split(".")[0] in FOREIGN_MODULES for a in node.names)
+    return False
+
+
+def _kept_source(module: types.ModuleType) -> str:
+    """``module``'s top-level statements, minus foreign imports, ``__all__`` and state-dict readers."""
+    source = inspect.getsource(module)
+    tree = ast.parse(source)
+    parts = []
+    for node in tree.body:
+        if _is_foreign_import(node):
+            continue
+        if isinstance(node, ast.Expr) and isinstance(getattr(node, "value", None), ast.Constant):
+            continue  # the module docstring
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "__all__" for t in node.targets):
+            continue
+        if isinstance(node, ast.FunctionDef) and node.name.endswith("_from_state_dict"):
+            continue  # checkpoint readers (they import ehat.checkpoints); the package loads a plain dict
+        text = ast.get_source_segment(source, node)
+        parts.append(text)  # class/def segments start at the keyword: registry decorators are dropped
+    return f"# ---- from {module.__name__} ----\n" + "\n\n\n".join(parts)
+
+
+def _config_of(model: nn.Module) -> dict[str, Any]:
+    from ehat.checkpoints import arch_config_of
+
+    cfg = dict(arch_config_of(model))
+    cfg.pop("type", None)
+    if "drop_path_rate" in inspect.signature(type(model).__init__).parameters or hasattr(model, "depths"):
+        cfg["drop_path_rate"] = 0.0  # inference only: no stochastic depth modules
+    return cfg
+
+
+def class_name(team_id: int, name: str) -> str:
+    """``Team35EHAT``: the no-argument class the package's select_model branch builds."""
+    return f"Team{team_id:02d}{name}"
+
+
+def generate_model_source(model: nn.Module, team_id: int, name: str = "EHAT") -> str:
+    """The text of ``models/teamXX_<name>.py`` for ``model`` (see the module docstring)."""
+    from ehat import __version__
+
+    cfg = _config_of(model)
+    base = type(model).__name__
+    body = "\n\n\n".join(_kept_source(m) for m in _modules_for(model))
+    cls = class_name(team_id, name)
+    config = pprint.pformat(cfg, sort_dicts=False, width=100)
+    header = f'''"""Team {team_id:02d}: {name} ({base}) for the NTIRE Efficient SR test_demo.py, x{cfg.get("upscale", 4)}.
+
+Generated by ``ehat submission`` (EHAT {__version__}) from EHAT's network code; needs only torch.
+Build with ``{cls}()`` and load ``model_zoo/team{team_id:02d}_{name.lower()}.pth`` with strict=True.
+Input (B, 3, H, W) in [0, {_data_range(model):g}], any H, W; output (B, 3, H*scale, W*scale).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+'''
+    footer = f'''
+
+# ---- the submitted network ----
+
+CONFIG = {config}
+
+
+class {cls}({base}):
+    """{base} with the submitted configuration (no arguments)."""
+
+    def __init__(self) -> None:
+        super().__init__(**CONFIG)
+'''
+    return header + STANDINS + "\n\n" + body + "\n" + footer
+
+
+def _data_range(model: nn.Module) -> float:
+    from ehat.export.models import data_range_of
+
+    return data_range_of(model)
+
+
+def load_generated(source: str, module_name: str = "ehat_generated_submission") -> types.ModuleType:
+    """Execute a generated model file as a module (it imports only torch)."""
+    module = types.ModuleType(module_name)
+    module.__file__ = f"<{module_name}>"
+    import sys
+
+    sys.modules[module_name] = module  # dataclass / typing helpers look the module up
+    try:
+        exec(compile(source, module.__file__, "exec"), module.__dict__)
+    finally:
+        sys.modules.pop(module_name, None)
+    return module
+
+
+def _self_check(
+    source: str, model: nn.Module, state: dict[str, torch.Tensor], cls: str, data_range: float
+) -> None:
+    tree = ast.parse(source)
+    foreign = [ast.unparse(n) for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom)) and _is_foreign_import(n) and getattr(n, "module", "") != "__future__"]  # fmt: skip
+    if foreign:
+        raise SubmissionError(
+            f"the generated file still imports {foreign}: it would not run with torch alone"
+        )
+    generated = getattr(load_generated(source), cls)().eval()
+    generated.load_state_dict(state, strict=True)
+    x = torch.rand(1, 3, 13, 19, generator=torch.Generator().manual_seed(0)) * data_range
+    with torch.no_grad():
+        if not torch.equal(generated(x), model(x)):
+            raise SubmissionError(
+                "the generated model file does not reproduce the network bit for bit; nothing was written"
+            )
+
+
+@dataclass
+class Submission:
+    """What :func:`write_submission` wrote."""
+
+    model_file: Path
+    weights_file: Path
+    snippet_file: Path
+    snippet: str
+
+    def summary(self) -> str:
+        return (
+            f"wrote {self.model_file}\nwrote {self.weights_file}\nwrote {self.snippet_file}; paste into the "
+            f"organizers' select_model (test_demo.py):\n{self.snippet}"
+        )
+
+
+def select_model_branch(team_id: int, name: str, data_range: float) -> str:
+    """The ``elif model_id == XX:`` branch for the organizers' ``select_model``."""
+    cls = class_name(team_id, name)
+    return (
+        f"    elif model_id == {team_id}:\n"
+        f"        from models.team{team_id:02d}_{name} import {cls}\n"
+        f'        name, data_range = f"{{model_id:02}}_{name}", {data_range:.1f}\n'
+        f"        model_path = os.path.join('model_zoo', 'team{team_id:02d}_{name.lower()}.pth')\n"
+        f"        model = {cls}()\n"
+        f"        model.load_state_dict(torch.load(model_path), strict=True)\n"
+    )
+
+
+def write_submission(
+    resolved: Any, out: str | Path, team_id: int, name: str = "EHAT", force: bool = False
+) -> Submission:
+    """Write the package for ``resolved`` (:class:`ehat.export.models.ResolvedModel`) under ``out``."""
+    if not name.isidentifier():
+        raise SubmissionError(
+            f"--name {name!r} must be a Python identifier (letters, digits, _): it names a class"
+        )
+    if not 0 <= team_id <= 99:
+        raise SubmissionError(f"--team_id {team_id} must be between 0 and 99 (the challenge's two digits)")
+    model = resolved.model.cpu().eval()
+    out = Path(out)
+    model_file = out / "models" / f"team{team_id:02d}_{name}.py"
+    weights_file = out / "model_zoo" / f"team{team_id:02d}_{name.lower()}.pth"
+    snippet_file = out / "select_model.txt"
+    existing = [str(p) for p in (model_file, weights_file, snippet_file) if p.exists()]
+    if existing and not force:
+        raise SubmissionError(f"{', '.join(existing)} exist(s): pass --force to overwrite, or another --out")
+    source = generate_model_source(model, team_id, name)
+    state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+    _self_check(source, model, state, class_name(team_id, name), resolved.data_range)
+    snippet = select_model_branch(team_id, name, resolved.data_range)
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(weights_file, buf.getvalue())
+    atomic_write(model_file, lambda f: f.write(source.encode()))
+    atomic_write_bytes(snippet_file, snippet.encode())
+    return Submission(model_file, weights_file, snippet_file, snippet)
