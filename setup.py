@@ -23,5 +23,9 @@ setup(
         "timm",
         "tqdm",
     ],
-    extras_require={"test": ["pytest", "pytest-timeout", "hypothesis", "ruff", "spandrel"]},
+    extras_require={
+        "test": ["pytest", "pytest-timeout", "hypothesis", "ruff", "spandrel"],
+        "export": ["onnx>=1.16", "onnxruntime>=1.17"],
+    },
+    entry_points={"console_scripts": ["ehat = ehat.cli:main"]},
 )
