@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ehat.atomic import atomic_torch_save
+from ehat.atomic import atomic_torch_save, atomic_write_bytes
 from ehat.errors import EhatError
 
 TEAM_BSA_MODULE = "__branchattentionmodule__"
@@ -568,8 +568,21 @@ def save_network(
     ema_model: nn.Module | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> None:
-    """Write ``{'params': ..., ['params_ema': ...], 'arch': config, **extra}`` atomically (BasicSR layout)."""
+    """Write ``{'params': ..., ['params_ema': ...], 'arch': config, **extra}`` atomically (BasicSR layout).
+
+    A path ending in ``.safetensors`` gets one state dict (the EMA's when ``ema_model`` is given) and
+    the header metadata of :func:`safetensors_metadata` (config, scale, data range, version; strings),
+    which :func:`read_safetensors_metadata` or any safetensors tool reads without pickle.
+    """
     model = getattr(model, "module", model)
+    if str(path).endswith(".safetensors"):
+        from safetensors.torch import save
+
+        src = getattr(ema_model, "module", ema_model) if ema_model is not None else model
+        tensors = {k: v.detach().cpu().contiguous() for k, v in src.state_dict().items()}
+        meta = safetensors_metadata(arch_config_of(model), extra)
+        atomic_write_bytes(path, save(tensors, metadata=meta))
+        return
     obj: dict[str, Any] = {param_key: {k: v.detach().cpu() for k, v in model.state_dict().items()}}
     if ema_model is not None:
         ema_model = getattr(ema_model, "module", ema_model)
@@ -578,3 +591,37 @@ def save_network(
     if extra:
         obj.update(extra)
     atomic_torch_save(obj, path)
+
+
+def safetensors_metadata(arch: Mapping[str, Any], extra: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """Header metadata (all strings) of our .safetensors files: ``arch`` (the network config as JSON),
+    ``scale``, ``data_range`` (1 for [0, 1] networks, 255 for RLFN), ``ehat_version``, ``format``, and
+    ``extra`` (strings kept, other values as JSON)."""
+    from ehat import __version__
+
+    data_range = 255.0 if arch.get("type") == "RLFN" else 1.0
+    meta = {
+        "format": "ehat",
+        "arch": json.dumps(dict(arch)),
+        "scale": str(int(arch.get("upscale", 4))),
+        "data_range": f"{data_range:g}",
+        "ehat_version": __version__,
+    }
+    for key, value in (extra or {}).items():
+        meta[key] = value if isinstance(value, str) else json.dumps(value)
+    return meta
+
+
+def read_safetensors_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The ``__metadata__`` of a .safetensors header, read with json only (no pickle, no tensors)."""
+    path = checkpoint_file(path)
+    with open(path, "rb") as f:
+        head = f.read(8)
+        size = int.from_bytes(head, "little") if len(head) == 8 else -1
+        if not 0 < size <= 100_000_000:
+            raise CheckpointError(f"{path} is not a .safetensors file (its header length is not valid)")
+        try:
+            header = json.loads(f.read(size))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise CheckpointError(f"{path} has a corrupt .safetensors header: {err}") from err
+    return dict(header.get("__metadata__") or {})

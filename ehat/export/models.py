@@ -61,15 +61,16 @@ def resolve_model(arg: str | os.PathLike) -> ResolvedModel:
 
     Raises :class:`ModelArgError` (or a ``CheckpointError`` / ``ZooError``) naming what is wrong.
     """
-    from ehat.checkpoints import load_model, read_checkpoint
+    from ehat.checkpoints import load_model, read_safetensors_metadata
     from ehat.zoo import ZOO, build_model, resolve_weights
 
     text = str(arg)
     path = Path(text)
     if path.is_file() or path.is_dir():
         model = load_model(path)
-        meta = read_checkpoint(path)
-        data_range = float(meta.get("data_range", data_range_of(model))) if isinstance(meta, dict) else 1.0
+        data_range = data_range_of(model)
+        if path.suffix == ".safetensors":  # our files carry it in the header (save_network)
+            data_range = float(read_safetensors_metadata(path).get("data_range", data_range))
         return ResolvedModel(model, data_range, int(model.upscale), path.stem, path)
     spec = _zoo_spec(text)
     if spec is None:
