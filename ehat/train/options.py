@@ -554,8 +554,6 @@ class TrainOptions:
             raise OptionsError(
                 f"{prefix}.pixel_opt", "at least one loss (pixel_opt or perceptual_opt) is required"
             )
-        if self.perceptual_opt is not None:
-            check_vgg_weights(self.perceptual_opt, f"{prefix}.perceptual_opt")
         if self.new_param_keys and self.new_param_lr is None:
             raise OptionsError(f"{prefix}.new_param_lr", "is required when train.new_param_keys is given")
         sch = self.scheduler
@@ -980,7 +978,10 @@ def _check_paths(opt: TrainingOptions | TestOptions) -> None:
                     raise OptionsError(
                         where, f"path does not exist: {p} (relative paths start at {os.getcwd()})"
                     )
-    for k in ("pretrain_network_g", "resume_state"):
+    percep = getattr(getattr(opt, "train", None), "perceptual_opt", None)
+    if percep is not None:
+        check_vgg_weights(percep, "train.perceptual_opt")
+    for k in ("pretrain_network_g", "resume_state", "pretrain_network_d"):
         p = getattr(opt.path, k, None)
         if p is None:
             continue
@@ -997,8 +998,8 @@ def _check_paths(opt: TrainingOptions | TestOptions) -> None:
 def validate_options(opt: Any, *, check_paths: bool = True) -> TrainingOptions:
     """Validate a parsed training option mapping into :class:`TrainingOptions` (defaults filled).
 
-    ``check_paths``: also require dataset folders, meta-info files, ``path.pretrain_network_g`` and
-    ``path.resume_state`` to exist (turn off to check a config written for another machine).
+    ``check_paths``: also require dataset folders, meta-info files, ``path.pretrain_network_g`` /
+    ``pretrain_network_d``, ``path.resume_state`` and the perceptual loss's VGG weights to exist (turn off to check a config written for another machine).
     Raises :class:`OptionsError` naming the key.
     """
     out = build(TrainingOptions, opt, "")
