@@ -32,9 +32,9 @@ for name in {hidden!r}:
 import torch
 module = importlib.import_module({module!r})
 model = getattr(module, {cls!r})().eval()
-model.load_state_dict(torch.load({weights!r}), strict=True)
+model.load_state_dict(torch.load({weights!r}, weights_only=True), strict=True)
 with torch.no_grad():
-    torch.save(model(torch.load({inp!r})), {outp!r})
+    torch.save(model(torch.load({inp!r}, weights_only=True)), {outp!r})
 print("loaded from", module.__file__)
 """
 
@@ -66,7 +66,7 @@ def _run_isolated(tmp_path: Path, package: Path, cls: str, model_file: str, weig
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert str(package / "models") in proc.stdout
-    return torch.load(outp)
+    return torch.load(outp, weights_only=True)
 
 
 def _check_package(tmp_path: Path, resolved: ResolvedModel, x: torch.Tensor) -> None:
@@ -124,7 +124,7 @@ def test_generated_file_for_other_configs_is_bit_exact(tmp_path, preset, overrid
     }
     assert imported <= {"__future__", "torch", "math", "collections", "functools", "typing"}, imported
     generated = load_generated(source).Team07Net().eval()
-    generated.load_state_dict(torch.load(pkg.weights_file), strict=True)
+    generated.load_state_dict(torch.load(pkg.weights_file, weights_only=True), strict=True)
     x = torch.rand(2, 3, 11, 17) * data_range
     with torch.no_grad():
         assert torch.equal(generated(x), model(x))
