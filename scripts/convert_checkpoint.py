@@ -33,6 +33,7 @@ from ehat.checkpoints import (
     infer_config,
     read_checkpoint,
     read_state_dict,
+    safetensors_metadata,
 )
 from ehat.errors import EhatError
 
@@ -111,7 +112,7 @@ def convert(
         from safetensors.torch import save
 
         tensors = {k: v.contiguous() for k, v in sd.items()}
-        atomic_write_bytes(dst, save(tensors, metadata={"arch": json.dumps(arch)}))
+        atomic_write_bytes(dst, save(tensors, metadata=safetensors_metadata(arch)))
     else:
         atomic_torch_save({"params": sd, "arch": arch}, dst)
     back = read_state_dict(dst)

@@ -55,3 +55,24 @@ def test_ema_weights_are_the_ones_saved_and_rlfn_range_is_255(tmp_path):
     from ehat.export.models import resolve_model
 
     assert resolve_model(path).data_range == 255.0
+
+
+def test_convert_to_safetensors_writes_the_same_header(tmp_path):
+    """scripts/convert_checkpoint.py's .safetensors output carries scale, data range and version too."""
+    import importlib.util
+
+    from tests.helpers import REPO_ROOT
+
+    spec = importlib.util.spec_from_file_location(
+        "convert_checkpoint", REPO_ROOT / "scripts/convert_checkpoint.py"
+    )
+    convert_checkpoint = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(convert_checkpoint)
+    torch.manual_seed(0)
+    model = create_model("ehat_tiny")
+    src, dst = tmp_path / "net.pth", tmp_path / "net.safetensors"
+    torch.save({"params": model.state_dict()}, src)
+    assert convert_checkpoint.main([str(src), str(dst)]) == 0
+    meta = _header_by_hand(dst)["__metadata__"]
+    assert meta["scale"] == "4" and meta["data_range"] == "1" and meta["ehat_version"]
+    assert json.loads(meta["arch"])["type"] in ("EHAT", "HAT")
