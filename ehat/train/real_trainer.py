@@ -249,11 +249,12 @@ class RealTrainer(Trainer):
     # ------------------------------------------------------------------------------ validation
     def validate(self) -> dict[str, dict[str, float]]:
         """The base validation, plus the last training pair as degraded LR | output | target in TensorBoard."""
-        from ehat.train.validation import side_by_side, to_uint8_hwc
+        from ehat.evaluation.inference import to_uint8
+        from ehat.train.validation import side_by_side
 
         results = super().validate()
         if self.is_main and self.last_pair is not None:
-            lq, sr, gt = (to_uint8_hwc(t) for t in self.last_pair)
+            lq, sr, gt = (to_uint8(t, 1.0) for t in self.last_pair)
             self.writer.image(
                 "train/degraded_output_target", side_by_side(lq, sr, gt, self.opt.scale), self.iter
             )

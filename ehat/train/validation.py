@@ -12,34 +12,20 @@ from torch import nn
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from ehat.evaluation.inference import to_uint8
 from ehat.train import distributed as du
 from ehat.train.checks import Metric
-
-
-def to_uint8_hwc(t: torch.Tensor) -> np.ndarray:
-    """(1, C, H, W) or (C, H, W) float in [0, 1] -> (H, W, C) uint8 (clamped, rounded)."""
-    t = t.detach().float().squeeze(0).clamp_(0, 1)
-    return (t.permute(1, 2, 0).cpu().numpy() * 255.0).round().astype(np.uint8)
-
 
 NIQE_BLOCK = 96
 """basicsr's calculate_niqe fits 96x96 blocks: with fewer than two it crashes (no covariance)."""
 
 
-def side_by_side(
-    lq: np.ndarray, sr: np.ndarray, hr: np.ndarray | None, scale: int, gap: int = 4
-) -> np.ndarray:
-    """``lq | sr | hr`` as one (H, W, 3) uint8 image: the LR enlarged ``scale`` times (nearest, so its
-    pixels show), white ``gap``-pixel separators; all cropped to the smallest height/width. ``hr`` None:
-    ``lq | sr``."""
-    big = np.repeat(np.repeat(lq, scale, axis=0), scale, axis=1)
-    panels = [big, sr] + ([hr] if hr is not None else [])
-    h, w = min(p.shape[0] for p in panels), min(p.shape[1] for p in panels)
-    sep = np.full((h, gap, 3), 255, np.uint8)
-    out: list[np.ndarray] = []
-    for p in panels:
-        out += [p[:h, :w], sep]
-    return np.concatenate(out[:-1], axis=1)
+def side_by_side(lq: np.ndarray, sr: np.ndarray, hr: np.ndarray | None, scale: int) -> np.ndarray:
+    """The evaluation's labelled ``MATLAB bicubic | SR | HR`` row (:func:`ehat.evaluation.visualize.side_by_side`)
+    over the largest centred square of the SR image, for TensorBoard. (H, W, 3) uint8 in and out."""
+    from ehat.evaluation.visualize import side_by_side as labelled_row
+
+    return labelled_row(lq, sr, hr, scale, crop=min(sr.shape[:2]))
 
 
 def compute_metrics(
@@ -104,8 +90,8 @@ def validate(
         item = dataset[i]
         lq = item["lq"].unsqueeze(0).to(device)
         sr = forward_tiled(model, lq, scale, tile=tile, overlap=overlap)
-        sr_u8 = to_uint8_hwc(sr)
-        hr_u8 = to_uint8_hwc(item["gt"])
+        sr_u8 = to_uint8(sr, 1.0)
+        hr_u8 = to_uint8(item["gt"], 1.0)
         for k, v in compute_metrics(sr_u8, hr_u8, scale, extra_metrics).items():
             sums[k] = sums.get(k, 0.0) + v
         count += 1
@@ -116,7 +102,7 @@ def validate(
             save_dir.mkdir(parents=True, exist_ok=True)
             write_image(save_dir / f"{name}{suffix}.png", sr_u8)
         if on_image is not None:
-            on_image(i, name, sr_u8, to_uint8_hwc(item["lq"]), hr_u8)
+            on_image(i, name, sr_u8, to_uint8(item["lq"], 1.0), hr_u8)
     model.train(was_training)
     names = sorted(du.gather_objects(sorted(sums))[0])  # rank 0's names (every rank computes the same set)
     totals = du.all_reduce_sum(

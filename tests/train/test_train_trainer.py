@@ -139,9 +139,9 @@ def test_keeps_last_k_checkpoints_and_the_best(tmp_path, data):
 def test_validation_reports_evaluation_metrics_of_the_ema_network(tmp_path, data):
     """Metrics equal ehat.evaluation on the EMA weights saved at that iteration, averaged over images."""
     from ehat.archs import build_network
+    from ehat.evaluation.inference import to_uint8
     from ehat.evaluation.metrics import image_metrics
     from ehat.evaluation.tiling import forward_tiled
-    from ehat.train.validation import to_uint8_hwc
 
     opt = tiny_options(
         tmp_path, data, **{"train.total_iter": 2, "val.val_freq": 2, "val.tile": 6, "val.tile_overlap": 2}
@@ -159,7 +159,7 @@ def test_validation_reports_evaluation_metrics_of_the_ema_network(tmp_path, data
         hr = cv2.imread(str(data["val"][0] / name))[..., ::-1]
         x = torch.from_numpy(lq.copy()).permute(2, 0, 1)[None]
         sr = forward_tiled(net, x, 4, tile=6, overlap=2)
-        per_image.append(image_metrics(to_uint8_hwc(sr), np.ascontiguousarray(hr), scale=4))
+        per_image.append(image_metrics(to_uint8(sr, 1.0), np.ascontiguousarray(hr), scale=4))
     for k in ("psnr", "psnr_y", "ssim_y"):
         assert reported[k] == pytest.approx(np.mean([m[k] for m in per_image]), abs=1e-9)
 
@@ -236,8 +236,8 @@ def test_ehat_started_from_a_hat_checkpoint_validates_at_hat_psnr(tmp_path, data
     exactly HAT's PSNR at iteration 0."""
     from ehat.archs import build_network, preset_config
     from ehat.checkpoints import save_network
+    from ehat.evaluation.inference import to_uint8
     from ehat.evaluation.metrics import image_metrics
-    from ehat.train.validation import to_uint8_hwc
 
     torch.manual_seed(3)
     hat_cfg = {k: v for k, v in preset_config("ehat_tiny").items() if k not in ("bsa", "dual_attention")}
@@ -252,7 +252,7 @@ def test_ehat_started_from_a_hat_checkpoint_validates_at_hat_psnr(tmp_path, data
         hr = np.ascontiguousarray(cv2.imread(str(data["val"][0] / name))[..., ::-1])
         with torch.no_grad():
             sr = hat(torch.from_numpy(lq.copy()).permute(2, 0, 1)[None])
-        psnrs.append(image_metrics(to_uint8_hwc(sr), hr, scale=4)["psnr"])
+        psnrs.append(image_metrics(to_uint8(sr, 1.0), hr, scale=4)["psnr"])
     opt = tiny_options(
         tmp_path,
         data,
