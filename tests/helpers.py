@@ -36,6 +36,23 @@ def perturb(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     return model
 
 
+TINY_HAT = dict(
+    type="HAT", upscale=4, img_size=16, window_size=8, squeeze_factor=10,
+    depths=[2, 2], embed_dim=30, num_heads=[3, 3], mlp_ratio=2,
+)  # fmt: skip
+"""A two-group HAT small enough for gradient checks on CPU (head dim 10)."""
+TINY_EHAT = dict(TINY_HAT, type="EHAT", bsa=True, dual_attention="body")
+"""TINY_HAT plus branch weights and dual attention on the body."""
+
+
+def tiny_network(cfg: dict, seed: int = 0, **changes: object) -> torch.nn.Module:
+    """``build_network({**cfg, **changes})`` seeded, then :func:`perturb` ed (train mode as built)."""
+    from ehat.archs import build_network
+
+    torch.manual_seed(seed)
+    return perturb(build_network({**cfg, **changes}), seed)
+
+
 # ------------------------------------------------------------------------------------------ images
 def matlab_bicubic(img: np.ndarray, factor: float) -> np.ndarray:
     """basicsr's MATLAB ``imresize`` (float64) of an HxWxC uint8 image by ``factor``, rounded back to uint8."""

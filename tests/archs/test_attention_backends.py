@@ -14,20 +14,8 @@ from ehat.archs.attention import (
     resolve_backend,
     sdpa_attention,
 )
-from tests.helpers import perturb
-
-TINY = dict(
-    type="HAT",
-    upscale=4,
-    img_size=16,
-    window_size=8,
-    squeeze_factor=10,
-    depths=[2, 2],
-    embed_dim=30,
-    num_heads=[3, 3],
-    mlp_ratio=2,
-)
-TINY_EHAT = dict(TINY, type="EHAT", bsa=True, dual_attention="body")
+from tests.helpers import TINY_EHAT, tiny_network
+from tests.helpers import TINY_HAT as TINY
 
 
 def naive_attention(q, k, v, mask, scale):
@@ -48,9 +36,7 @@ def qkv_mask(mask_shape, d=30, dtype=torch.float32, seed=0):
 
 
 def randomized(cfg, backend, seed=0):
-    torch.manual_seed(seed)
-    model = build_network({**cfg, "attn_backend": backend})
-    return perturb(model, seed)
+    return tiny_network(cfg, seed, attn_backend=backend)
 
 
 @pytest.mark.parametrize("mask_shape", [(1, 3, 16, 24), (5, 3, 16, 24), (1, 1, 16, 24)])

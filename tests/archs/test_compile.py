@@ -6,22 +6,8 @@ import pytest
 import torch
 
 from ehat.acceleration import CompileError, compile_model, compiled_blocks
-from ehat.archs import build_network
 from ehat.archs.hat_arch import HAB, OCAB
-from tests.helpers import perturb
-
-TINY_EHAT = dict(
-    type="EHAT",
-    upscale=4,
-    window_size=8,
-    squeeze_factor=10,
-    depths=[2, 2],
-    embed_dim=30,
-    num_heads=[3, 3],
-    mlp_ratio=2,
-    bsa=True,
-    dual_attention="body",
-)
+from tests.helpers import TINY_EHAT, tiny_network
 
 
 class GraphCounter:
@@ -36,9 +22,7 @@ class GraphCounter:
 
 
 def tiny_model(seed: int = 0) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    model = build_network(dict(TINY_EHAT))
-    return perturb(model, seed).eval()
+    return tiny_network(TINY_EHAT, seed).eval()
 
 
 @pytest.fixture(autouse=True)
