@@ -4,11 +4,13 @@ A citation is ``tests/<path>.py`` or ``tests/<path>.py::name[::name]`` anywhere 
 blocks included; every ``::`` part must be a class or function defined in that file (a
 parametrize id ``[...]`` is ignored). A relative link ``](x.md)`` / ``](x.md#anchor)`` must point at
 an existing file, and its anchor at a heading of that file (GitHub's slugs). A repository path in
-backticks or a command (``scripts/x.py``, ``options/train/x.yml``, ``ehat/x.py``) must exist.
+backticks or a command (``scripts/x.py``, ``options/train/x.yml``, ``ehat/x.py``) must exist, and
+every ``ehat <command>`` must be a sub-command of the ``ehat`` console command.
 """
 
 from __future__ import annotations
 
+import argparse
 import ast
 import re
 from pathlib import Path
@@ -31,6 +33,7 @@ CITATION = re.compile(r"\btests/[\w./-]*?\.py(?:::[\w]+(?:\[[^\]\s]*\])?)*")
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 REPO_PATH = re.compile(r"(?<![\w/.-])((?:scripts|options|ehat|docs)/[\w./-]+\.(?:py|sh|yml|yaml|md))\b")
 FENCE = re.compile(r"^\s*(```|~~~)")
+EHAT_COMMAND = re.compile(r"(?:^|(?<=[`\s/]))ehat ([a-z_]+)", re.M)
 
 
 def doc_files(root: Path = REPO) -> list[Path]:
@@ -118,6 +121,20 @@ def missing_paths(md: Path, root: Path = REPO) -> list[str]:
     return [f"{md.name}: {p} does not exist" for p in sorted(found) if not (root / p).exists()]
 
 
+def ehat_subcommands() -> set[str]:
+    """The sub-commands of the ``ehat`` console command (``ehat.cli``)."""
+    from ehat.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return set(sub.choices)
+
+
+def unknown_ehat_commands(md: Path, commands: set[str]) -> list[str]:
+    """``ehat <word>`` in ``md`` (prose or code) whose word is not one of ``commands``."""
+    found = set(EHAT_COMMAND.findall(md.read_text(encoding="utf-8")))
+    return [f"{md.name}: 'ehat {c}' is not an ehat command" for c in sorted(found - commands)]
+
+
 @pytest.mark.parametrize("md", doc_files(), ids=lambda p: str(p.relative_to(REPO)))
 def test_cited_tests_exist(md: Path):
     assert broken_citations(md) == []
@@ -131,6 +148,16 @@ def test_relative_links_point_at_existing_files_and_headings(md: Path):
 @pytest.mark.parametrize("md", doc_files(), ids=lambda p: str(p.relative_to(REPO)))
 def test_named_repository_paths_exist(md: Path):
     assert missing_paths(md) == []
+
+
+@pytest.mark.parametrize("md", doc_files(), ids=lambda p: str(p.relative_to(REPO)))
+def test_ehat_commands_named_in_the_docs_exist(md: Path):
+    assert unknown_ehat_commands(md, ehat_subcommands()) == []
+
+
+def test_ehat_subcommands_are_found():
+    """The check above would pass vacuously if the parser lookup found nothing."""
+    assert {"upscale", "export", "submission", "train", "eval", "convert"} <= ehat_subcommands()
 
 
 @pytest.mark.parametrize("md", doc_files(), ids=lambda p: str(p.relative_to(REPO)))
@@ -184,6 +211,7 @@ def test_the_checks_catch_what_they_should(tmp_path: Path):
         "[ok](docs/b.md#big-images-memory) [web](https://example.com/x) [self](#nowhere)\n"
         "[gone](docs/missing.md) [anchor](docs/b.md#not-a-heading)\n"
         "`docs/b.md` and `scripts/nope.py`\n"
+        "`ehat upscale x.png`, $ ehat export 102 a.onnx, the ehat/ folder, Real-EHAT run, `ehat upscal x.png`\n"
     )
     assert broken_citations(md, tmp_path) == [
         "README.md: tests/archs/test_a.py::TestK::nope: tests/archs/test_a.py defines no TestK::nope",
@@ -199,4 +227,7 @@ def test_the_checks_catch_what_they_should(tmp_path: Path):
     assert missing_paths(md, tmp_path) == [
         "README.md: docs/missing.md does not exist",
         "README.md: scripts/nope.py does not exist",
+    ]
+    assert unknown_ehat_commands(md, {"upscale", "export"}) == [
+        "README.md: 'ehat upscal' is not an ehat command"
     ]
