@@ -741,7 +741,9 @@ class TrainingOptions:
                 f"only for the real-world model types ({', '.join(REAL_MODEL_TYPES)}); model_type is "
                 f"{self.model_type}: set model_type or remove the key",
             )
-        gan_given = [k for k, v in self._gan_keys().items() if v]
+        # HAT's official Real-HAT MSE file carries a train.optim_d it never uses: accepted there (the
+        # trainer says it is unused), refused everywhere else.
+        gan_given = [k for k, v in self._gan_keys().items() if v and not (real and k == "train.optim_d")]
         if not gan and gan_given:
             raise OptionsError(gan_given[0], f"{GAN_ONLY}; model_type is {self.model_type}: remove the key")
         if not real:

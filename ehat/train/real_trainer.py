@@ -53,6 +53,11 @@ class RealTrainer(Trainer):
         self.queue = PairQueue(opt.queue_size) if self.degrade is not None else None
         self.net_d: nn.Module | None = None
         if not self.gan:
+            if topt.optim_d is not None:
+                self.log.warning(
+                    f"train.optim_d is not used: {opt.model_type} has no discriminator (HAT's MSE option "
+                    "file carries it; it is accepted so that file runs unchanged)"
+                )
             return
         from basicsr.losses import build_loss
 
