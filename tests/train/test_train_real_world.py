@@ -17,174 +17,12 @@ import pytest
 import torch
 import yaml
 
-from tests.helpers import assert_same_tensors, write_pairs
-
-KERNELS = ["iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso"]
-DEGRADATION = {
-    "resize_prob": [0.2, 0.7, 0.1],
-    "resize_range": [0.15, 1.5],
-    "gaussian_noise_prob": 0.5,
-    "noise_range": [1, 30],
-    "poisson_scale_range": [0.05, 3],
-    "gray_noise_prob": 0.4,
-    "jpeg_range": [30, 95],
-    "second_blur_prob": 0.8,
-    "resize_prob2": [0.3, 0.4, 0.3],
-    "resize_range2": [0.3, 1.2],
-    "gaussian_noise_prob2": 0.5,
-    "noise_range2": [1, 25],
-    "poisson_scale_range2": [0.05, 2.5],
-    "gray_noise_prob2": 0.4,
-    "jpeg_range2": [30, 95],
-}
-BLUR = {
-    "blur_kernel_size": 21,
-    "kernel_list": KERNELS,
-    "kernel_prob": [0.45, 0.25, 0.12, 0.03, 0.12, 0.03],
-    "sinc_prob": 0.1,
-    "blur_sigma": [0.2, 3],
-    "betag_range": [0.5, 4],
-    "betap_range": [1, 2],
-    "blur_kernel_size2": 21,
-    "kernel_list2": KERNELS,
-    "kernel_prob2": [0.45, 0.25, 0.12, 0.03, 0.12, 0.03],
-    "sinc_prob2": 0.1,
-    "blur_sigma2": [0.2, 1.5],
-    "betag_range2": [0.5, 4],
-    "betap_range2": [1, 2],
-    "final_sinc_prob": 0.8,
-}
+from tests.helpers import assert_same_tensors, make_real_data, real_options
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
-    """A folder with GT photos, HAT's meta-info file, a validation pair set and a random VGG19 file at
-    basicsr's ``experiments/pretrained_models/vgg19-dcbb9e9d.pth`` (features random, classifier a
-    zero-stride view so the file stays ~80 MB)."""
-    import torchvision
-    from basicsr.archs.vgg_arch import VGG_PRETRAIN_PATH
-
-    root = tmp_path_factory.mktemp("real")
-    gt, _ = write_pairs(root / "DFO", [("astronaut", 30, 180, 64, 64), ("coffee", 100, 200, 64, 64)])
-    (root / "meta_info_DFOsub_GT.txt").write_text("0000.png\n0001.png\n")
-    write_pairs(root / "val", [("astronaut", 250, 250, 48, 48)])
-    g = torch.Generator().manual_seed(0)
-    sd = {
-        k: torch.randn(v.shape, generator=g) * 0.05
-        if k.startswith("features")
-        else torch.zeros(1).expand(v.shape)
-        for k, v in torchvision.models.vgg19().state_dict().items()
-    }
-    vgg = root / VGG_PRETRAIN_PATH
-    vgg.parent.mkdir(parents=True)
-    torch.save(sd, vgg)
-    return root
-
-
-def real_file(root: Path, gan: bool, total_iter: int = 2) -> dict:
-    """HAT's train_Real_HAT_SRx4_mse_model.yml / train_Real_HAT_GAN_SRx4_finetune_from_mse_model.yml keys;
-    tiny HAT, 32x32 patches, queue of 4, crop_pad_size 64 (ours; basicsr's 400 otherwise)."""
-    opt = {
-        "name": "train_Real_HAT_GAN_SRx4_finetune_from_mse_model" if gan else "train_Real_HAT_mse_model",
-        "model_type": "RealHATGANModel" if gan else "RealHATMSEModel",
-        "scale": 4,
-        "num_gpu": "auto",
-        "manual_seed": 0,
-        **({"l1_gt_usm": True, "percep_gt_usm": True, "gan_gt_usm": False} if gan else {"gt_usm": True}),
-        **DEGRADATION,
-        "gt_size": 32,
-        "queue_size": 4,
-        "datasets": {
-            "train": {
-                "name": "DF2K+OST",
-                "type": "RealESRGANDataset",
-                "dataroot_gt": str(root / "DFO" / "HR"),
-                "meta_info_file": str(root / "meta_info_DFOsub_GT.txt"),
-                "io_backend": {"type": "disk"},
-                **BLUR,
-                "crop_pad_size": 64,
-                "gt_size": 32,
-                "use_hflip": True,
-                "use_rot": False,
-                "use_shuffle": True,
-                "num_worker_per_gpu": 0,
-                "batch_size_per_gpu": 2,
-                "dataset_enlarge_ratio": 1,
-                "prefetch_mode": None,
-            }
-        },
-        "network_g": {
-            "type": "HAT",
-            "upscale": 4,
-            "in_chans": 3,
-            "img_size": 64,
-            "window_size": 4,
-            "compress_ratio": 3,
-            "squeeze_factor": 30,
-            "conv_scale": 0.01,
-            "overlap_ratio": 0.5,
-            "img_range": 1.0,
-            "depths": [1],
-            "embed_dim": 30,
-            "num_heads": [2],
-            "mlp_ratio": 2,
-            "upsampler": "pixelshuffle",
-            "resi_connection": "1conv",
-        },  # fmt: skip
-        "path": {
-            "pretrain_network_g": None,
-            "param_key_g": "params_ema",
-            "strict_load_g": True,
-            "resume_state": None,
-        },
-        "train": {
-            "ema_decay": 0.999,
-            "optim_g": {"type": "Adam", "lr": 1e-4, "weight_decay": 0, "betas": [0.9, 0.99]},
-            "optim_d": {"type": "Adam", "lr": 1e-4, "weight_decay": 0, "betas": [0.9, 0.99]},
-            "scheduler": {"type": "MultiStepLR", "milestones": [1000000], "gamma": 0.5},
-            "total_iter": total_iter,
-            "warmup_iter": -1,
-            "pixel_opt": {"type": "L1Loss", "loss_weight": 1.0, "reduction": "mean"},
-        },
-        "logger": {
-            "print_freq": 1,
-            "save_checkpoint_freq": 10000,
-            "use_tb_logger": True,
-            "wandb": {"project": None, "resume_id": None},
-        },  # fmt: skip
-        "dist_params": {"backend": "nccl", "port": 29500},
-    }
-    if gan:
-        opt["network_d"] = {
-            "type": "UNetDiscriminatorSN",
-            "num_in_ch": 3,
-            "num_feat": 8,
-            "skip_connection": True,
-        }
-        opt["train"].update(
-            perceptual_opt={
-                "type": "PerceptualLoss",
-                "layer_weights": {"conv1_2": 0.1, "conv2_2": 0.1, "conv3_4": 1, "conv4_4": 1, "conv5_4": 1},
-                "vgg_type": "vgg19",
-                "use_input_norm": True,
-                "perceptual_weight": 1.0,
-                "style_weight": 0,
-                "range_norm": False,
-                "criterion": "l1",
-            },  # fmt: skip
-            gan_opt={
-                "type": "GANLoss",
-                "gan_type": "vanilla",
-                "real_label_val": 1.0,
-                "fake_label_val": 0.0,
-                "loss_weight": 0.1,
-            },  # fmt: skip
-            net_d_iters=1,
-            net_d_init_iters=0,
-        )
-    else:
-        del opt["train"]["optim_d"]  # HAT's MSE file has it too; ours refuses it without a discriminator
-    return opt
+    return make_real_data(tmp_path_factory.mktemp("real"))
 
 
 @pytest.mark.slow
@@ -194,7 +32,7 @@ def test_official_real_hat_file_runs(workdir, tmp_path, monkeypatch, capsys, gan
 
     monkeypatch.chdir(workdir)
     path = tmp_path / "opt.yml"
-    path.write_text(yaml.safe_dump(real_file(workdir, gan)))
+    path.write_text(yaml.safe_dump(real_options(workdir, gan)))
     assert main(["-opt", str(path), "--force_yml", f"path:experiments_root={tmp_path / 'exp'}"]) == 0, (
         capsys.readouterr().err
     )
@@ -202,6 +40,7 @@ def test_official_real_hat_file_runs(workdir, tmp_path, monkeypatch, capsys, gan
     assert "iter:       2" in log
     names = ("l_g_pix", "l_g_percep", "l_g_gan", "l_d_real", "l_d_fake") if gan else ("l_pix",)
     assert all(f"{n}:" in log for n in names)
+    assert ("train.optim_d is not used" in log) is not gan  # HAT's MSE file carries it; said, not refused
 
 
 @pytest.mark.slow
@@ -212,7 +51,7 @@ def test_gan_losses_finite_and_resume_bit_exact(workdir, tmp_path, monkeypatch):
     from ehat.train.real_trainer import RealTrainer
 
     monkeypatch.chdir(workdir)
-    opt = real_file(workdir, gan=True, total_iter=4)
+    opt = real_options(workdir, gan=True, total_iter=4)
     opt["logger"]["save_checkpoint_freq"] = 2
     opt["logger"]["use_tb_logger"] = False
     straight = RealTrainer(
@@ -248,7 +87,7 @@ def test_degradation_equals_basicsr_feed_data(workdir, monkeypatch, gan):
     from ehat.train.realesr import Degradation, PairQueue
 
     monkeypatch.chdir(workdir)  # the VGG file
-    raw = real_file(workdir, gan)
+    raw = real_options(workdir, gan)
     opt = validate_options(raw, check_paths=False)
     ds = RealESRGANDataset(
         {**opt.train_set.to_dict(), "meta_info_file": str(workdir / "meta_info_DFOsub_GT.txt")}
@@ -281,7 +120,7 @@ def test_missing_vgg_weights_stop_before_training(tmp_path, monkeypatch, workdir
     monkeypatch.setattr(options, "_vgg_downloadable", lambda url: False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
     with pytest.raises(OptionsError) as err:
-        validate_options(real_file(workdir, gan=True))
+        validate_options(real_options(workdir, gan=True))
     msg = str(err.value)
     assert "vgg19-dcbb9e9d.pth" in msg and "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth" in msg
     assert str(tmp_path / "experiments/pretrained_models/vgg19-dcbb9e9d.pth") in msg
@@ -292,11 +131,11 @@ def test_gan_keys_need_a_gan_model_type(workdir, monkeypatch):
     from ehat.train.options import OptionsError, validate_options
 
     monkeypatch.chdir(workdir)
-    opt = real_file(workdir, gan=True)
+    opt = real_options(workdir, gan=True)
     opt["model_type"] = "RealHATMSEModel"
     with pytest.raises(OptionsError, match="only for the real-world|only for the GAN"):
         validate_options(opt)
-    opt = real_file(workdir, gan=False)
+    opt = real_options(workdir, gan=False)
     del opt["queue_size"]
     with pytest.raises(OptionsError, match="queue_size"):
         validate_options(opt)
