@@ -85,7 +85,6 @@ def test_test_options_are_typed(tmp_path, photo):
     [
         ("datasets.test_1.io_backend.type", "lmdb", "not supported by EHAT"),
         ("val.pbar", True, "not supported by EHAT"),
-        ("path.strict_load_g", False, "non-strict loading is not supported"),
         ("val.metrics.psnr.crop_border", 2, "must equal scale"),
     ],
 )
@@ -102,6 +101,15 @@ def test_accepted_keys_are_used_or_refused_naming_the_key(tmp_path, photo, dotte
         load_test_options(path)
     assert info.value.key == dotted and words in str(info.value)
     assert main(["-opt", str(path)]) == 2
+
+
+def test_non_strict_loading_is_accepted_as_hat_test_files_use_it(tmp_path, photo):
+    """test.py honours ``path.strict_load_g: false`` (loads what fits and logs the rest, as train.py)."""
+    path = _options(tmp_path, photo)
+    opt = yaml.safe_load(path.read_text())
+    opt.setdefault("path", {})["strict_load_g"] = False
+    path.write_text(yaml.safe_dump(opt))
+    assert load_test_options(path).path.strict_load_g is False
 
 
 def test_suffix_names_the_saved_images(tmp_path, photo):
