@@ -122,13 +122,20 @@ class RLFN(nn.Module):
             _conv(feature_channels, out_channels * upscale**2, 3), nn.PixelShuffle(upscale)
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def pad_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Pad (B, C, h, w) at the bottom/right up to ESA's minimum side (reflect, or replicate when a
+        side is too small to mirror); unchanged when both sides are large enough."""
         h, w = x.shape[-2:]
         ph, pw = max(0, MIN_INPUT_SIZE - h), max(0, MIN_INPUT_SIZE - w)
         if ph or pw:
             mode = "reflect" if ph < h and pw < w else "replicate"
             x = F.pad(x, (0, pw, 0, ph), mode=mode)
-        shallow = self.conv_1(x)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, h, w) in [0, 255] -> (B, C, h*upscale, w*upscale)."""
+        h, w = x.shape[-2:]
+        shallow = self.conv_1(self.pad_input(x))
         out = shallow
         for i in range(1, self.num_blocks + 1):
             out = getattr(self, f"block_{i}")(out)
