@@ -1,7 +1,7 @@
 """Speed switches shared by training and evaluation: regional compilation and TF32.
 
-``compile_model(model, "blocks")`` compiles each repeated block (HAB, OCAB, and any module that
-lists itself in ``compile_targets``) in place, so a network of many identical blocks compiles one
+``compile_model(model, "blocks")`` compiles each repeated block (the network descriptor's
+``compile_blocks``: HAB and OCAB for HAT/EHAT) in place, so a network of many identical blocks compiles one
 graph per block shape instead of one huge graph; ``"full"`` compiles the whole forward in place.
 Both keep the state-dict keys (``nn.Module.compile`` wraps ``forward``, not the module).
 Compilation is lazy: the time is spent on the first forward, which callers time and log apart.
@@ -36,15 +36,17 @@ class CompileError(EhatError):
     """An unknown compile mode."""
 
 
-def _block_types() -> tuple[type[nn.Module], ...]:
-    from ehat.archs.hat_arch import HAB, OCAB
-
-    return (HAB, OCAB)
-
-
 def compiled_blocks(model: nn.Module) -> list[nn.Module]:
-    """The modules ``compile_model(model, "blocks")`` compiles: every HAB and OCAB, in order."""
-    kinds = _block_types()
+    """The modules ``compile_model(model, "blocks")`` compiles, in order: every instance of its
+    descriptor's ``compile_blocks`` (HAB and OCAB for HAT/EHAT); none for a network that is not
+    registered."""
+    from ehat.archs import descriptor_of
+    from ehat.archs.presets import UnknownNetworkError
+
+    try:
+        kinds = descriptor_of(model).compile_blocks
+    except UnknownNetworkError:
+        kinds = ()
     return [m for m in model.modules() if isinstance(m, kinds)]
 
 

@@ -19,7 +19,6 @@ fits and reports every key it did not load.
 from __future__ import annotations
 
 import json
-import math
 import os
 import pickle
 import re
@@ -253,127 +252,21 @@ def expand_team_bsa(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 # --------------------------------------------------------------------------- config inference
 
 
-def _count(sd: Mapping[str, torch.Tensor], prefix: str) -> int:
-    pattern = re.compile(rf"{re.escape(prefix)}\.(\d+)\.")
-    indices = {int(m.group(1)) for k in sd if (m := pattern.match(k))}
-    return max(indices) + 1 if indices else 0
-
-
-def _upscale_from(sd: Mapping[str, torch.Tensor], num_feat: int) -> int:
-    scale = 1
-    for i in range(0, 2 * _count(sd, "upsample") + 1, 2):
-        w = sd.get(f"upsample.{i}.weight")
-        if w is None:
-            continue
-        factor = w.shape[0] // num_feat
-        scale *= int(math.isqrt(factor))
-    return scale
-
-
-def _ratio_for(hidden: int, dim: int) -> float | int:
-    """A ratio ``r`` with ``int(dim * r) == hidden`` (what HAT computes), as plain as possible."""
-    ratio: float = hidden / dim
-    while int(dim * ratio) < hidden:  # e.g. 40 / 30 * 30 == 39.99...: step to the next float up
-        ratio = math.nextafter(ratio, math.inf)
-    return int(ratio) if ratio == int(ratio) else ratio
-
-
-def _overlap_ratio_for(overlap_win: int, window: int) -> float:
-    """An ``overlap_ratio`` with ``int(window * r) + window == overlap_win`` (what OCAB computes)."""
-    ratio = (overlap_win - window) / window
-    while int(window * ratio) + window < overlap_win:
-        ratio = math.nextafter(ratio, math.inf)
-    return ratio
-
-
-KNOWN_LAYOUTS = "HAT/EHAT (conv_first.weight, layers.N...) or RLFN (conv_1.weight, block_N...)"
-
-
 def infer_config(sd: Mapping[str, torch.Tensor], source: str | None = None) -> dict[str, Any]:
     """Network config {'type': ..., **kwargs} read off a (canonical) state dict's keys and shapes.
 
-    Works for HAT, EHAT and RLFN. Values no state dict records (conv_scale, img_range, qk_scale,
-    drop_path_rate, pam_tile, attention backend) keep the published defaults. A dict of another
-    layout, or one lacking a key the config is read from, raises :class:`CheckpointError`
-    (prefixed with ``source`` when given).
+    The registered network whose descriptor detects the layout reads it
+    (:func:`ehat.archs.descriptor.network_config_from_state_dict`); values no state dict records keep
+    the published defaults. A dict of another layout, or one lacking a key the config is read from,
+    raises :class:`CheckpointError` (prefixed with ``source`` when given).
     """
-    where = f"{source}: " if source else ""
-    if "conv_first.weight" not in sd:
-        from ehat.archs import rlfn_arch  # the NTIRE baseline has its own layout
+    from ehat.archs import network_config_from_state_dict
+    from ehat.archs.descriptor import StateDictError
 
-        if "conv_1.weight" in sd:
-            missing = [k for k in rlfn_arch.RLFN_KEYS if k not in sd]
-            if missing:
-                raise CheckpointError(
-                    f"{where}looks like RLFN (has conv_1.weight) but lacks {', '.join(missing)}: "
-                    "the file is incomplete or of another network"
-                )
-            return {"type": "RLFN", **rlfn_arch.rlfn_config_from_state_dict(sd)}
-        first = ", ".join(list(sd)[:5]) or "none"
-        raise CheckpointError(
-            f"{where}a state dict of an unknown layout: neither {KNOWN_LAYOUTS}. Its first keys: {first}. "
-            "Give a checkpoint of one of these networks (or convert yours to our key names)."
-        )
-
-    def need(key: str) -> torch.Tensor:
-        if key not in sd:
-            raise CheckpointError(
-                f"{where}looks like HAT/EHAT (has conv_first.weight) but lacks {key!r}, which the network "
-                "config is read from: the file is incomplete or of another network"
-            )
-        return sd[key]
-
-    embed_dim, in_chans = need("conv_first.weight").shape[:2]
-    n_layers = _count(sd, "layers")
-    if n_layers == 0:
-        raise CheckpointError(f"{where}state dict has conv_first but no layers.N: not a HAT/EHAT checkpoint")
-    depths = [_count(sd, f"layers.{i}.residual_group.blocks") for i in range(n_layers)]
-    heads = [
-        need(f"layers.{i}.residual_group.overlap_attn.relative_position_bias_table").shape[1]
-        for i in range(n_layers)
-    ]
-    blk = "layers.0.residual_group.blocks.0."
-    window = (math.isqrt(need(blk + "attn.relative_position_bias_table").shape[0]) + 1) // 2
-    oca_rows = need("layers.0.residual_group.overlap_attn.relative_position_bias_table").shape[0]
-    overlap_win = math.isqrt(oca_rows) + 1 - window
-    num_feat = need("conv_last.weight").shape[1]
-    cfg: dict[str, Any] = {
-        "type": "HAT",
-        "upscale": _upscale_from(sd, num_feat),
-        "in_chans": int(in_chans),
-        "img_size": 64,
-        "window_size": int(window),
-        "compress_ratio": int(embed_dim // need(blk + "conv_block.cab.0.weight").shape[0]),
-        "squeeze_factor": int(embed_dim // need(blk + "conv_block.cab.3.attention.1.weight").shape[0]),
-        "conv_scale": 0.01,
-        "overlap_ratio": _overlap_ratio_for(overlap_win, int(window)),
-        "img_range": 1.0,
-        "depths": depths,
-        "embed_dim": int(embed_dim),
-        "num_heads": [int(h) for h in heads],
-        "mlp_ratio": _ratio_for(need(blk + "mlp.fc1.weight").shape[0], int(embed_dim)),
-        "qkv_bias": blk + "attn.qkv.bias" in sd,
-        "patch_norm": "patch_embed.norm.weight" in sd,
-        "ape": "absolute_pos_embed" in sd,
-        "upsampler": "pixelshuffle",
-        "resi_connection": "1conv" if "conv_after_body.weight" in sd else "identity",
-    }
-    if cfg["ape"]:
-        cfg["img_size"] = math.isqrt(sd["absolute_pos_embed"].shape[1])
-    has_bsa = all(k in sd for k in BSA_KEYS)
-    da_keys = [k for k in sd if k.startswith("dual_attention.")]
-    has_skip = "bicubic_skip.weight" in sd
-    if has_bsa or da_keys or has_skip:
-        placement = "none"
-        if da_keys:
-            placement = "rhag" if re.match(r"dual_attention\.\d+\.", da_keys[0]) else "body"
-        branches = [b for b in ("pam", "cam") if any(f".{b}." in f".{k}" for k in da_keys)]
-        cfg.update(type="EHAT", bsa=has_bsa, dual_attention=placement)
-        if da_keys:
-            cfg["dual_attention_branches"] = branches
-        if has_skip:
-            cfg["bicubic_skip"] = True
-    return cfg
+    try:
+        return network_config_from_state_dict(sd)
+    except StateDictError as err:
+        raise CheckpointError(f"{source}: {err}" if source else str(err)) from err
 
 
 # --------------------------------------------------------------------------- loading into a model
@@ -595,11 +488,12 @@ def save_network(
 
 def safetensors_metadata(arch: Mapping[str, Any], extra: Mapping[str, Any] | None = None) -> dict[str, str]:
     """Header metadata (all strings) of our .safetensors files: ``arch`` (the network config as JSON),
-    ``scale``, ``data_range`` (1 for [0, 1] networks, 255 for RLFN), ``ehat_version``, ``format``, and
+    ``scale``, ``data_range`` (the network descriptor's: 1 for [0, 1], 255 for RLFN), ``ehat_version``, ``format``, and
     ``extra`` (strings kept, other values as JSON)."""
     from ehat import __version__
+    from ehat.archs import descriptor_of
 
-    data_range = 255.0 if arch.get("type") == "RLFN" else 1.0
+    data_range = descriptor_of(str(arch.get("type"))).data_range
     meta = {
         "format": "ehat",
         "arch": json.dumps(dict(arch)),

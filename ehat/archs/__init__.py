@@ -1,4 +1,8 @@
-"""Networks: HAT, EHAT, RLFN (registered in basicsr's ARCH_REGISTRY) and named presets."""
+"""Networks: HAT, EHAT, RLFN, each described by a :class:`NetworkDescriptor` in its arch file, and presets.
+
+Importing an arch module registers its descriptor; the imports below are the one line per
+built-in network (see :mod:`ehat.archs.descriptor` and docs/development.md).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,17 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
 from ehat.archs.bsa import BranchWeights, branch_weight_sizes
+from ehat.archs.descriptor import (
+    ExportStep,
+    NetworkDescriptor,
+    StateDictError,
+    UnknownLayoutError,
+    descriptor_of,
+    detect_network,
+    list_networks,
+    network_config_from_state_dict,
+    register_network,
+)
 from ehat.archs.dual_attention import ChannelAttentionModule, DualAttention, PositionAttention
 from ehat.archs.ehat_arch import EHAT
 from ehat.archs.hat_arch import HAT
@@ -35,6 +50,10 @@ __all__ = [
     "BranchWeights",
     "ChannelAttentionModule",
     "DualAttention",
+    "ExportStep",
+    "NetworkDescriptor",
+    "StateDictError",
+    "UnknownLayoutError",
     "NetworkArgumentError",
     "NetworkConfigError",
     "PositionAttention",
@@ -44,13 +63,19 @@ __all__ = [
     "build_network",
     "create_model",
     "crop_output",
+    "descriptor_of",
+    "detect_network",
     "get_preset",
     "list_presets",
+    "list_networks",
     "list_pretrained",
+    "network_config_from_state_dict",
     "network_kwargs",
     "pad_to_multiple",
     "preset_config",
     "pretrained_weights",
+    "register_network",
+    "resolve_network_config",
 ]
 
 

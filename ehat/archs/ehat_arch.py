@@ -16,7 +16,8 @@ the other way round.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY
@@ -24,8 +25,18 @@ from torch import nn
 
 from ehat.archs.bicubic_skip import BicubicSkip
 from ehat.archs.bsa import BranchWeights
+from ehat.archs.descriptor import NetworkDescriptor, register_network
 from ehat.archs.dual_attention import DualAttention
-from ehat.archs.hat_arch import HAT, BodyPathways, GroupPathways
+from ehat.archs.hat_arch import (
+    HAB,
+    HAT,
+    HAT_EXPORT_STEPS,
+    HAT_SOURCE_MODULES,
+    OCAB,
+    BodyPathways,
+    GroupPathways,
+    hat_config_from_state_dict,
+)
 
 DUAL_ATTENTION_PLACEMENTS = ("none", "body", "rhag")
 
@@ -107,3 +118,55 @@ class EHAT(HAT):
 
     def image_skip(self, x: torch.Tensor) -> torch.Tensor | None:
         return None if self.bicubic_skip is None else self.bicubic_skip(x)
+
+
+# --------------------------------------------------------------------------- descriptor
+
+BSA_KEYS = ("branch_weights.weight_0", "branch_weights.weight_1")
+
+
+def _has_ehat_parts(sd: Mapping[str, torch.Tensor]) -> bool:
+    """A HAT layout plus BSA vectors, dual attention or a bicubic skip."""
+    return "conv_first.weight" in sd and (
+        all(k in sd for k in BSA_KEYS)
+        or any(k.startswith("dual_attention.") for k in sd)
+        or "bicubic_skip.weight" in sd
+    )
+
+
+def ehat_config_from_state_dict(sd: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+    """EHAT's constructor arguments read off a canonical state dict: HAT's plus its parts' switches."""
+    cfg = hat_config_from_state_dict(sd)
+    da_keys = [k for k in sd if k.startswith("dual_attention.")]
+    placement = "none"
+    if da_keys:
+        placement = "rhag" if da_keys[0].split(".")[1].isdigit() else "body"  # dual_attention.<i>.
+    cfg.update(bsa=all(k in sd for k in BSA_KEYS), dual_attention=placement)
+    if da_keys:
+        cfg["dual_attention_branches"] = [
+            b for b in ("pam", "cam") if any(f".{b}." in f".{k}" for k in da_keys)
+        ]
+    if "bicubic_skip.weight" in sd:
+        cfg["bicubic_skip"] = True
+    return cfg
+
+
+register_network(
+    NetworkDescriptor(
+        name="EHAT",
+        cls=EHAT,
+        detect=_has_ehat_parts,
+        infer_config=ehat_config_from_state_dict,
+        layout="HAT's keys plus branch_weights.*, dual_attention.* or bicubic_skip.*",
+        data_range=1.0,
+        compile_blocks=(HAB, OCAB),
+        source_modules=(
+            *HAT_SOURCE_MODULES,
+            "ehat.archs.bsa",
+            "ehat.archs.dual_attention",
+            "ehat.archs.bicubic_skip",
+            "ehat.archs.ehat_arch",
+        ),
+        export_steps=HAT_EXPORT_STEPS,
+    )
+)

@@ -13,9 +13,9 @@ Tokens are (B, H*W, C) in LR pixels; images are (B, C, H, W) in [0, 1] * ``img_r
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +25,13 @@ from timm.layers import DropPath, trunc_normal_
 from torch import nn
 
 from ehat.archs.attention import attention, check_backend
+from ehat.archs.descriptor import (
+    ExportStep,
+    NetworkDescriptor,
+    StateDictError,
+    count_indexed,
+    register_network,
+)
 from ehat.archs.padding import crop_output, pad_to_multiple
 from ehat.errors import EhatError
 
@@ -735,3 +742,102 @@ def _init_weights(m: nn.Module) -> None:
     elif isinstance(m, nn.LayerNorm):
         nn.init.ones_(m.weight)
         nn.init.zeros_(m.bias)
+
+
+# --------------------------------------------------------------------------- descriptor
+
+
+def hat_config_from_state_dict(sd: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+    """HAT's constructor arguments read off a canonical state dict's keys and shapes (no ``type``).
+
+    Values no state dict records (conv_scale, img_range, qk_scale, drop_path_rate, attention
+    backend) keep the published defaults. A missing key raises :class:`StateDictError` naming it.
+    """
+
+    def need(key: str) -> torch.Tensor:
+        if key not in sd:
+            raise StateDictError(
+                f"looks like HAT/EHAT (has conv_first.weight) but lacks {key!r}, which the network "
+                "config is read from: the file is incomplete or of another network"
+            )
+        return sd[key]
+
+    def ratio_for(hidden: int, dim: int) -> float | int:
+        """A ratio ``r`` with ``int(dim * r) == hidden`` (what HAT computes), as plain as possible."""
+        ratio: float = hidden / dim
+        while int(dim * ratio) < hidden:  # e.g. 40 / 30 * 30 == 39.99...: step to the next float up
+            ratio = math.nextafter(ratio, math.inf)
+        return int(ratio) if ratio == int(ratio) else ratio
+
+    def overlap_ratio_for(overlap_win: int, window: int) -> float:
+        """An ``overlap_ratio`` with ``int(window * r) + window == overlap_win`` (what OCAB computes)."""
+        ratio = (overlap_win - window) / window
+        while int(window * ratio) + window < overlap_win:
+            ratio = math.nextafter(ratio, math.inf)
+        return ratio
+
+    def upscale_from(num_feat: int) -> int:
+        scale = 1
+        for i in range(0, 2 * count_indexed(sd, "upsample") + 1, 2):
+            w = sd.get(f"upsample.{i}.weight")
+            if w is not None:
+                scale *= int(math.isqrt(w.shape[0] // num_feat))
+        return scale
+
+    embed_dim, in_chans = need("conv_first.weight").shape[:2]
+    n_layers = count_indexed(sd, "layers")
+    if n_layers == 0:
+        raise StateDictError("state dict has conv_first but no layers.N: not a HAT/EHAT checkpoint")
+    depths = [count_indexed(sd, f"layers.{i}.residual_group.blocks") for i in range(n_layers)]
+    heads = [
+        need(f"layers.{i}.residual_group.overlap_attn.relative_position_bias_table").shape[1]
+        for i in range(n_layers)
+    ]
+    blk = "layers.0.residual_group.blocks.0."
+    window = (math.isqrt(need(blk + "attn.relative_position_bias_table").shape[0]) + 1) // 2
+    oca_rows = need("layers.0.residual_group.overlap_attn.relative_position_bias_table").shape[0]
+    overlap_win = math.isqrt(oca_rows) + 1 - window
+    cfg: dict[str, Any] = {
+        "upscale": upscale_from(need("conv_last.weight").shape[1]),
+        "in_chans": int(in_chans),
+        "img_size": 64,
+        "window_size": int(window),
+        "compress_ratio": int(embed_dim // need(blk + "conv_block.cab.0.weight").shape[0]),
+        "squeeze_factor": int(embed_dim // need(blk + "conv_block.cab.3.attention.1.weight").shape[0]),
+        "conv_scale": 0.01,
+        "overlap_ratio": overlap_ratio_for(overlap_win, int(window)),
+        "img_range": 1.0,
+        "depths": depths,
+        "embed_dim": int(embed_dim),
+        "num_heads": [int(h) for h in heads],
+        "mlp_ratio": ratio_for(need(blk + "mlp.fc1.weight").shape[0], int(embed_dim)),
+        "qkv_bias": blk + "attn.qkv.bias" in sd,
+        "patch_norm": "patch_embed.norm.weight" in sd,
+        "ape": "absolute_pos_embed" in sd,
+        "upsampler": "pixelshuffle",
+        "resi_connection": "1conv" if "conv_after_body.weight" in sd else "identity",
+    }
+    if cfg["ape"]:
+        cfg["img_size"] = math.isqrt(sd["absolute_pos_embed"].shape[1])
+    return cfg
+
+
+HAT_SOURCE_MODULES = ("ehat.archs.attention", "ehat.archs.padding", "ehat.archs.hat_arch")
+HAT_EXPORT_STEPS = (
+    ExportStep(HAB, "forward", "ehat.export.graph:hab_forward"),
+    ExportStep(OCAB, "forward", "ehat.export.graph:ocab_forward"),
+)
+
+register_network(
+    NetworkDescriptor(
+        name="HAT",
+        cls=HAT,
+        detect=lambda sd: "conv_first.weight" in sd,
+        infer_config=hat_config_from_state_dict,
+        layout="conv_first.weight, layers.N.residual_group...",
+        data_range=1.0,  # img_range is an internal gain; images are [0, 1]
+        compile_blocks=(HAB, OCAB),
+        source_modules=HAT_SOURCE_MODULES,
+        export_steps=HAT_EXPORT_STEPS,
+    )
+)

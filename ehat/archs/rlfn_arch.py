@@ -20,6 +20,8 @@ import torch.nn.functional as F
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
+from ehat.archs.descriptor import ExportStep, NetworkDescriptor, StateDictError, register_network
+
 # The smallest LR side ESA accepts: a 3x3 stride-2 conv then a 7x7 stride-3 max-pool need >= 15.
 MIN_INPUT_SIZE = 15
 
@@ -146,14 +148,15 @@ class RLFN(nn.Module):
 def rlfn_config_from_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, int]:
     """Read RLFN's constructor arguments (no ``type``) off a state dict's keys and shapes.
 
-    Raises :class:`ehat.checkpoints.CheckpointError` naming the missing key when the dict is not
-    an RLFN checkpoint.
+    Raises :class:`ehat.archs.descriptor.StateDictError` naming the missing keys when the dict is
+    not a complete RLFN checkpoint.
     """
-    for key in RLFN_KEYS:
-        if key not in state_dict:
-            from ehat.checkpoints import CheckpointError
-
-            raise CheckpointError(f"not an RLFN state dict: key '{key}' is missing")
+    missing = [k for k in RLFN_KEYS if k not in state_dict]
+    if missing:
+        raise StateDictError(
+            f"looks like RLFN (has conv_1.weight) but lacks {', '.join(missing)}: "
+            "the file is incomplete or of another network"
+        )
     feature_channels, in_channels = state_dict["conv_1.weight"].shape[:2]
     num_blocks = 0
     while f"block_{num_blocks + 1}.c1_r.weight" in state_dict:
@@ -170,3 +173,17 @@ def rlfn_config_from_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[
         "esa_channels": int(state_dict["block_1.esa.conv1.weight"].shape[0]),
         "upscale": int(upscale),
     }
+
+
+register_network(
+    NetworkDescriptor(
+        name="RLFN",
+        cls=RLFN,
+        detect=lambda sd: "conv_1.weight" in sd,
+        infer_config=rlfn_config_from_state_dict,
+        layout="conv_1.weight, block_N...",
+        data_range=255.0,  # RLFN reads and writes [0, 255]
+        source_modules=("ehat.archs.rlfn_arch",),
+        export_steps=(ExportStep(RLFN, "pad_input", "ehat.export.graph:rlfn_pad_input"),),
+    )
+)

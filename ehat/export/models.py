@@ -37,11 +37,11 @@ class ResolvedModel:
 
 
 def data_range_of(model: nn.Module) -> float:
-    """The range a network reads and writes: 255 for RLFN, 1 for HAT/EHAT (whose ``img_range`` is an
-    internal gain, not the input range)."""
-    from ehat.archs.rlfn_arch import RLFN
+    """The range a network reads and writes (its descriptor's ``data_range``): 255 for RLFN, 1 for
+    HAT/EHAT (whose ``img_range`` is an internal gain, not the input range)."""
+    from ehat.archs import descriptor_of
 
-    return 255.0 if isinstance(model, RLFN) else 1.0
+    return descriptor_of(model).data_range
 
 
 def _zoo_spec(arg: str):  # noqa: ANN202  (ehat.zoo.ModelSpec | None; the zoo imports torch lazily)

@@ -71,30 +71,22 @@ class SubmissionError(EhatError):
 
 
 def _modules_for(model: nn.Module) -> list[types.ModuleType]:
-    """Our modules that define ``model``'s network, in dependency order."""
-    from ehat.archs import (
-        attention,
-        bicubic_skip,
-        bsa,
-        dual_attention,
-        ehat_arch,
-        hat_arch,
-        padding,
-        rlfn_arch,
-    )
-    from ehat.archs.ehat_arch import EHAT
-    from ehat.archs.hat_arch import HAT
-    from ehat.archs.rlfn_arch import RLFN
+    """Our modules that define ``model``'s network, in dependency order (its descriptor's
+    ``source_modules``)."""
+    import importlib
 
-    if isinstance(model, EHAT):
-        return [attention, padding, hat_arch, bsa, dual_attention, bicubic_skip, ehat_arch]
-    if isinstance(model, HAT):
-        return [attention, padding, hat_arch]
-    if isinstance(model, RLFN):
-        return [rlfn_arch]
-    raise SubmissionError(
-        f"no submission generator for {type(model).__name__}: HAT, EHAT and RLFN are supported"
-    )
+    from ehat.archs import descriptor_of
+    from ehat.archs.presets import UnknownNetworkError
+
+    try:
+        names = descriptor_of(model).source_modules
+    except UnknownNetworkError as err:
+        raise SubmissionError(f"no submission generator for {type(model).__name__}: {err}") from None
+    if not names:
+        raise SubmissionError(
+            f"no submission generator for {type(model).__name__}: its descriptor names no source_modules"
+        )
+    return [importlib.import_module(name) for name in names]
 
 
 def _is_foreign_import(node: ast.stmt) -> bool:
@@ -105,10 +97,22 @@ def _is_foreign_import(node: ast.stmt) -> bool:
     return False
 
 
+def _descriptor_names(tree: ast.Module) -> set[str]:
+    """Names a module imports from :mod:`ehat.archs.descriptor` (its registration, not its network)."""
+    return {
+        alias.asname or alias.name
+        for node in tree.body
+        if isinstance(node, ast.ImportFrom) and node.module == "ehat.archs.descriptor"
+        for alias in node.names
+    }
+
+
 def _kept_source(module: types.ModuleType) -> str:
-    """``module``'s top-level statements, minus foreign imports, ``__all__`` and state-dict readers."""
+    """``module``'s top-level statements, minus foreign imports, ``__all__``, state-dict readers and
+    its network descriptor (every statement using a name imported from ``ehat.archs.descriptor``)."""
     source = inspect.getsource(module)
     tree = ast.parse(source)
+    descriptor_api = _descriptor_names(tree)
     parts = []
     for node in tree.body:
         if _is_foreign_import(node):
@@ -118,7 +122,9 @@ def _kept_source(module: types.ModuleType) -> str:
         if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "__all__" for t in node.targets):
             continue
         if isinstance(node, ast.FunctionDef) and node.name.endswith("_from_state_dict"):
-            continue  # checkpoint readers (they import ehat.checkpoints); the package loads a plain dict
+            continue  # checkpoint readers; the package loads a plain dict
+        if any(isinstance(n, ast.Name) and n.id in descriptor_api for n in ast.walk(node)):
+            continue  # the descriptor and its registration: EHAT's bookkeeping, not the network
         text = ast.get_source_segment(source, node)
         parts.append(text)  # class/def segments start at the keyword: registry decorators are dropped
     return f"# ---- from {module.__name__} ----\n" + "\n\n\n".join(parts)
@@ -177,9 +183,9 @@ class {cls}({base}):
 
 
 def _data_range(model: nn.Module) -> float:
-    from ehat.export.models import data_range_of
+    from ehat.archs import descriptor_of
 
-    return data_range_of(model)
+    return descriptor_of(model).data_range
 
 
 def load_generated(source: str, module_name: str = "ehat_generated_submission") -> types.ModuleType:

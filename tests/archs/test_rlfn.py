@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from ehat.archs import preset_config
+from ehat.archs.descriptor import StateDictError
 from ehat.archs.rlfn_arch import RLFN, rlfn_config_from_state_dict
-from ehat.checkpoints import CheckpointError
 
 
 def _load(path):
@@ -61,5 +61,5 @@ def test_large_inputs_are_not_padded():
 
 
 def test_state_dict_that_is_not_rlfn_names_the_missing_key():
-    with pytest.raises(CheckpointError, match="conv_1.weight"):
+    with pytest.raises(StateDictError, match="conv_1.weight"):
         rlfn_config_from_state_dict({"conv_first.weight": torch.zeros(1)})
