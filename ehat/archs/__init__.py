@@ -41,12 +41,14 @@ from ehat.archs.presets import (
     pretrained_weights,
 )
 from ehat.archs.rlfn_arch import RLFN
+from ehat.archs.span_arch import SPAN
 from ehat.errors import did_you_mean
 
 __all__ = [
     "EHAT",
     "HAT",
     "RLFN",
+    "SPAN",
     "BranchWeights",
     "ChannelAttentionModule",
     "DualAttention",

@@ -284,6 +284,34 @@ def rlfn_ntire() -> dict[str, Any]:
     return {"type": "RLFN", "feature_channels": 46, "mid_channels": 48, "num_blocks": 4, "upscale": 4}
 
 
+# --------------------------------------------------------------------------- SPAN (NTIRE 2024 winner, 2026 baseline)
+
+_NTIRE2026_ZOO = "https://github.com/Amazingren/NTIRE2026_ESR/raw/main/model_zoo"
+
+
+@register_preset
+def span() -> dict[str, Any]:
+    """SPAN x4 in its training form: 28 channels, 6 SPABs with Conv3XC branches (fuse() -> ``span_ntire``)."""
+    return {"type": "SPAN", "feature_channels": 28, "num_blocks": 6, "upscale": 4, "img_range": 255.0}
+
+
+@register_preset(
+    weights={
+        "ntire": PretrainedWeights(
+            "team00_SPAN.pth",
+            f"{_NTIRE2026_ZOO}/team00_SPAN.pth",
+            "6c80f05048313289c6526e5fc9726688d7bb3dfdd6ae3c8b1e7dd09f601e5971",
+            1.0,
+            4,
+            "Amazingren/NTIRE2026_ESR model_zoo/team00_SPAN.pth (MIT) == NTIRE 2024 team38_span_ch28_slim.pth",
+        ),
+    }
+)
+def span_ntire() -> dict[str, Any]:
+    """SPAN x4 as released (NTIRE 2024 winner, NTIRE 2026 baseline): fused, 28 channels (150,688 params), [0, 1]."""
+    return {**span(), "fused": True}
+
+
 def create_model(name: str, **overrides: Any) -> nn.Module:
     """Build preset ``name`` with ``overrides`` applied to its arguments."""
     from ehat.archs import build_network

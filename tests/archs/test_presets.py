@@ -36,7 +36,7 @@ def test_every_preset_has_a_config_and_the_expected_names():
     assert {"hat_s", "hat", "hat_l", "ehat_l", "ehat_tiny", "rlfn", "rlfn_ntire"} <= set(list_presets())
     for name in list_presets():
         cfg = preset_config(name)
-        assert cfg["type"] in ("HAT", "EHAT", "RLFN"), name
+        assert cfg["type"] in archs.list_networks(), name  # a registered network (descriptor)
         assert get_preset(name).doc, name  # documented
 
 
@@ -70,14 +70,12 @@ def test_demo_preset_holds_the_checksum_of_the_shipped_file():
 
 
 def test_weights_we_never_had_carry_no_invented_checksum():
-    have = {"rlfn_x4.pth", "rlfn_ntire_x4.pth", "ehat_tiny_demo_x4.pth"}
+    have = {"rlfn_x4.pth", "rlfn_ntire_x4.pth", "ehat_tiny_demo_x4.pth", "team00_SPAN.pth"}  # SPAN: shared/
     for preset, tag, w in list_pretrained():
         if w.file not in have:
             assert w.sha256 is None, (preset, tag)
         assert w.scale == preset_config(preset)["upscale"], (preset, tag)
-        expected_range = (
-            255.0 if preset_config(preset)["type"] == "RLFN" else preset_config(preset)["img_range"]
-        )
+        expected_range = archs.descriptor_of(preset_config(preset)["type"]).data_range
         assert w.data_range == expected_range, (preset, tag)
 
 
