@@ -101,6 +101,14 @@ ZOO: Mapping[int, ModelSpec] = MappingProxyType(
                 "EHAT-L, team SKDADDYS (NTIRE 2024 ESR): HAT-L + branch self-attention, [0, 1]",
             ),
             alias(
+                38,
+                "38_SPAN",
+                "span_ntire",
+                "ntire",
+                "SPAN, team XiaomiMM (NTIRE 2024 ESR winner), fused 28-channel release, [0, 1]",
+                weights="model_zoo/team38_span_ch28_slim.pth",  # the 2024 repository's name for the same bytes
+            ),
+            alias(
                 100,
                 "100_HAT_L",
                 "hat_l",
@@ -121,6 +129,13 @@ ZOO: Mapping[int, ModelSpec] = MappingProxyType(
                 "demo",
                 "EHAT-tiny quick-start model shipped in model_zoo/ (trained offline on scikit-image photos by "
                 "options/train/train_EHAT-tiny_SRx4_CPU_quickstart.yml), [0, 1]",
+            ),
+            alias(
+                103,
+                "103_SPAN_baseline_2026",
+                "span_ntire",
+                "ntire",
+                "NTIRE 2026 ESR baseline SPAN (team00_SPAN.pth, byte-identical to 2024 team 38's), [0, 1]",
             ),
         )
     }

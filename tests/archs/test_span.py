@@ -303,3 +303,20 @@ def test_span_ntire_preset_holds_the_checksum_of_the_released_file(shared_dir):
     assert trainable.fuse().arch_config == preset_config(
         "span_ntire"
     )  # fuse() turns one preset into the other
+
+
+def test_zoo_ids_38_and_103_are_the_released_span(shared_dir):
+    """NTIRE 2024 team 38 and the NTIRE 2026 baseline: one preset, one file (the zoo adds only ids/names)."""
+    from ehat.zoo import build_model, get_spec, resolve_weights
+
+    spec38, spec103 = get_spec(38), get_spec(103)
+    assert spec38.pretrained is spec103.pretrained and spec38.preset == spec103.preset == "span_ntire"
+    assert spec38.data_range == 1.0 and spec38.weights.endswith("team38_span_ch28_slim.pth")
+    path = resolve_weights(spec103, shared_dir / "weights" / "span_ntire_x4.pth")
+    model = build_model(spec103, path)
+    assert model.fused and not model.training
+    reference = SPAN(feature_channels=28, fused=True).eval()
+    reference.load_state_dict(_released(shared_dir), strict=True)
+    x = torch.rand(1, 3, 12, 10)
+    with torch.no_grad():
+        assert torch.equal(model(x), reference(x))
