@@ -142,6 +142,11 @@ ZOO: Mapping[int, ModelSpec] = MappingProxyType(
 )
 
 
+def zoo_help() -> str:
+    """The ``--model_id`` choices for help texts, generated from :data:`ZOO`: ``0 00_RLFN_baseline, ...``."""
+    return ", ".join(f"{i} {s.name}" for i, s in sorted(ZOO.items()))
+
+
 def get_spec(model_id: int) -> ModelSpec:
     """The zoo entry for ``model_id``; the error lists the known ids."""
     if model_id not in ZOO:
@@ -224,10 +229,11 @@ def resolve_weights(
 def build_model(spec: ModelSpec, weights: str | os.PathLike | None) -> nn.Module:
     """Build ``spec``'s network and load ``weights`` strictly (None: random init, for tests).
 
-    Returns the model in eval mode with gradients off. A checkpoint that does not fit the
+    Returns the model in eval mode with gradients off, in its inference form
+    (:func:`ehat.archs.prepare_for_inference`). A checkpoint that does not fit the
     network raises :class:`ZooError` naming the file, the model_id and the mismatching keys.
     """
-    from ehat.archs import create_model
+    from ehat.archs import create_model, prepare_for_inference
     from ehat.checkpoints import CheckpointError, load_weights, read_checkpoint, read_state_dict
 
     model = create_model(spec.preset)
@@ -243,7 +249,7 @@ def build_model(spec: ModelSpec, weights: str | os.PathLike | None) -> nn.Module
             raise ZooError(
                 f"{weights} does not match --model_id {spec.model_id} ({spec.name}, network {spec.preset}): {e}"
             ) from e
-    model.eval()
+    model = prepare_for_inference(model.eval())
     for p in model.parameters():
         p.requires_grad_(False)
     return model

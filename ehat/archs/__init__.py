@@ -22,6 +22,7 @@ from ehat.archs.descriptor import (
     detect_network,
     list_networks,
     network_config_from_state_dict,
+    prepare_for_inference,
     register_network,
 )
 from ehat.archs.dual_attention import ChannelAttentionModule, DualAttention, PositionAttention
@@ -74,6 +75,7 @@ __all__ = [
     "network_config_from_state_dict",
     "network_kwargs",
     "pad_to_multiple",
+    "prepare_for_inference",
     "preset_config",
     "pretrained_weights",
     "register_network",

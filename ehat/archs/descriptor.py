@@ -124,8 +124,9 @@ class NetworkDescriptor:
             and ``timm`` (the last three are stripped; see :mod:`ehat.export.submission`).
         export_steps: the :class:`ExportStep`\\ s ONNX export swaps on each instance (none: the eager
             forward traces as it is).
-        prepare_for_inference: ``(model) -> model``, applied before evaluation, export and submission
-            (identity by default; a re-parameterisable network fuses its branches here).
+        prepare_for_inference: ``(model) -> model`` computing the same function, applied before
+            evaluation, export and submission (identity by default; a re-parameterisable network fuses
+            its branches here). It must be idempotent: callers apply it wherever they may get a model.
     """
 
     name: str
@@ -188,6 +189,17 @@ def descriptor_of(network: nn.Module | type[nn.Module] | str) -> NetworkDescript
         f"{cls.__name__} is not a registered network (registered: {', '.join(list_networks())}); "
         "register it with ehat.archs.register_network(NetworkDescriptor(...)) in its arch file"
     )
+
+
+def prepare_for_inference(model: nn.Module) -> nn.Module:
+    """``model`` in its inference form (its descriptor's ``prepare_for_inference``; unchanged when the
+    class is not registered). Evaluation, export and submission call this before using a model."""
+    cls = type(model)
+    for klass in cls.__mro__:
+        for desc in _NETWORKS.values():
+            if desc.cls is klass:
+                return desc.prepare_for_inference(model)
+    return model
 
 
 def detect_network(state_dict: StateDict) -> NetworkDescriptor:

@@ -25,8 +25,8 @@ from torch import nn
 
 from ehat.archs.bicubic_skip import BicubicSkip
 from ehat.archs.bsa import BranchWeights
-from ehat.archs.descriptor import NetworkDescriptor, register_network
-from ehat.archs.dual_attention import DualAttention
+from ehat.archs.descriptor import ExportStep, NetworkDescriptor, register_network
+from ehat.archs.dual_attention import DualAttention, PositionAttention
 from ehat.archs.hat_arch import (
     HAB,
     HAT,
@@ -167,6 +167,9 @@ register_network(
             "ehat.archs.bicubic_skip",
             "ehat.archs.ehat_arch",
         ),
-        export_steps=HAT_EXPORT_STEPS,
+        export_steps=(
+            *HAT_EXPORT_STEPS,
+            ExportStep(PositionAttention, "residual", "ehat.export.graph:pam_residual"),
+        ),
     )
 )

@@ -205,15 +205,23 @@ class WindowAttention(nn.Module):
         n = rpi.shape[0]
         return self.relative_position_bias_table[rpi.reshape(-1)].view(n, n, -1).permute(2, 0, 1).contiguous()
 
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``softmax(q k^T * scale + mask) v`` with this module's backend: q, k, v (B', heads, N, d),
+        mask broadcastable to (B', heads, N, N) -> (B', heads, N, d)."""
+        dropout = self.attn_drop if self.training else 0.0
+        return attention(q, k, v, mask, self.scale, self.attn_backend, dropout)
+
     def forward(
         self,
         x: torch.Tensor,
         rpi: torch.Tensor,
-        kind_masks: torch.Tensor | None = None,
+        masks: torch.Tensor | None = None,
         counts: list[int] | None = None,
     ) -> torch.Tensor:
-        """x: (B*nW, N, C); rpi: (N, N). For shifted windows ``x`` is grouped by kind (see
-        :func:`partition_by_kind`), ``counts`` windows per kind, with ``kind_masks`` (4, N, N)."""
+        """x: (B*nW, N, C); rpi: (N, N). Shifted windows carry an additive region mask: with
+        ``counts``, ``x`` is grouped by kind (see :func:`partition_by_kind`), ``counts`` windows per
+        kind, and ``masks`` is (4, N, N), one per kind; without, ``masks`` is (nW, N, N), one per
+        window of each image in row-major order."""
         bw, n, c = x.shape
         heads = self.num_heads
         qkv = self.qkv(x).view(bw, n, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
@@ -221,16 +229,17 @@ class WindowAttention(nn.Module):
         # A 4-D (1, heads, N, N) mask keeps SDPA on its fused CPU kernel; a 3-D one falls back to the
         # unfused math path (4x slower for these shapes).
         bias = self.relative_bias(rpi).unsqueeze(0)  # (1, heads, N, N), fp32 (backends cast as they need)
-        dropout = self.attn_drop if self.training else 0.0
-        if kind_masks is None:
-            out = attention(q, k, v, bias, self.scale, self.attn_backend, dropout)
+        if masks is None:
+            out = self.attend(q, k, v, bias)
+        elif counts is None:  # one mask per window: (B*nW, 1, N, N) + bias
+            per_window = masks.to(bias.dtype).repeat(bw // masks.shape[0], 1, 1).unsqueeze(1)
+            out = self.attend(q, k, v, bias + per_window)
         else:
             outs, start = [], 0
             for kind, count in enumerate(counts):
                 if count:
                     sl = slice(start, start + count)
-                    mask = bias + kind_masks[kind].to(bias.dtype)
-                    outs.append(attention(q[sl], k[sl], v[sl], mask, self.scale, self.attn_backend, dropout))
+                    outs.append(self.attend(q[sl], k[sl], v[sl], bias + masks[kind].to(bias.dtype)))
                     start += count
             out = torch.cat(outs) if len(outs) > 1 else outs[0]
         out = out.transpose(1, 2).reshape(bw, n, c)
@@ -328,6 +337,22 @@ class HAB(nn.Module):
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
 
+    def window_attention(
+        self, x: torch.Tensor, rpi_sa: torch.Tensor, shift_masks: torch.Tensor | None
+    ) -> torch.Tensor:
+        """(Shifted) window attention on a map (B, H, W, C), H and W multiples of the window -> same.
+
+        Shifted: the map is rolled by -shift, its windows grouped by kind (interior, last column,
+        last row, corner) so each kind shares one mask of ``shift_masks`` (4, N, N), and rolled back.
+        """
+        b, h, w, _ = x.shape
+        ws, s = self.window_size, self.shift_size
+        if s == 0:
+            return window_reverse(self.attn(window_partition(x, ws), rpi_sa), ws, h, w)
+        windows, counts = partition_by_kind(torch.roll(x, shifts=(-s, -s), dims=(1, 2)), ws)
+        attn = reverse_by_kind(self.attn(windows, rpi_sa, shift_masks, counts), counts, ws, h, w)
+        return torch.roll(attn, shifts=(s, s), dims=(1, 2))
+
     def forward(
         self,
         x: torch.Tensor,
@@ -345,14 +370,7 @@ class HAB(nn.Module):
         x = self.norm1(x).view(b, h, w, c)
         conv_x = self.conv_block(x.permute(0, 3, 1, 2), w_cab).permute(0, 2, 3, 1).reshape(b, h * w, c)
 
-        ws, s = self.window_size, self.shift_size
-        if s > 0:
-            windows, counts = partition_by_kind(torch.roll(x, shifts=(-s, -s), dims=(1, 2)), ws)
-            attn = reverse_by_kind(self.attn(windows, rpi_sa, shift_masks, counts), counts, ws, h, w)
-            attn = torch.roll(attn, shifts=(s, s), dims=(1, 2))
-        else:
-            attn = window_reverse(self.attn(window_partition(x, ws), rpi_sa), ws, h, w)
-        attn = attn.reshape(b, h * w, c)
+        attn = self.window_attention(x, rpi_sa, shift_masks).reshape(b, h * w, c)
 
         if w_attn is not None:
             shortcut = w_attn * shortcut
@@ -402,6 +420,25 @@ class OCAB(nn.Module):
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
+    def key_value_windows(self, kv: torch.Tensor) -> torch.Tensor:
+        """The overlapping ows x ows windows of a key/value map (B, H, W, 2C) -> (B*nW, ows*ows, 2C).
+
+        Zero-padded by (ows - ws) / 2 at the borders (what the official ``nn.Unfold`` gives), windows
+        every ws pixels in row-major order, gathered channels-last in one copy so SDPA gets
+        unit-stride heads.
+        """
+        b, _, _, c2 = kv.shape
+        ws, ows = self.window_size, self.overlap_win_size
+        pad = (ows - ws) // 2
+        kv = (
+            F.pad(kv, (0, 0, pad, pad, pad, pad)).unfold(1, ows, ws).unfold(2, ows, ws)
+        )  # (B, nh, nw, 2C, ows, ows)
+        return kv.permute(0, 1, 2, 4, 5, 3).reshape(-1, ows * ows, c2)
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``softmax(q k^T * scale + mask) v`` with this module's backend; (B', heads, N, d) shapes."""
+        return attention(q, k, v, mask, self.scale, self.attn_backend)
+
     def forward(self, x: torch.Tensor, x_size: tuple[int, int], rpi_oca: torch.Tensor) -> torch.Tensor:
         """x: (B, H*W, C); rpi_oca: (ws*ws, ows*ows)."""
         h, w = x_size
@@ -411,20 +448,16 @@ class OCAB(nn.Module):
         shortcut = x
         qkv = self.qkv(self.norm1(x)).view(b, h, w, 3, c)
         q = window_partition(qkv[..., 0, :], ws)  # (B*nW, ws*ws, C)
-        # Overlapping ows x ows key/value windows, zero-padded at the borders (what nn.Unfold with
-        # padding (ows - ws) / 2 gives), gathered channels-last in one copy so SDPA gets unit-stride heads.
-        pad = (ows - ws) // 2
-        kv = F.pad(qkv[..., 1:, :].reshape(b, h, w, 2 * c), (0, 0, pad, pad, pad, pad))
-        kv = kv.unfold(1, ows, ws).unfold(2, ows, ws)  # (B, H/ws, W/ws, 2C, ows, ows)
-        nw = kv.shape[1] * kv.shape[2]
-        kv = kv.permute(0, 1, 2, 4, 5, 3).reshape(b * nw, ows * ows, 2, heads, d).permute(2, 0, 3, 1, 4)
+        kv = self.key_value_windows(qkv[..., 1:, :].reshape(b, h, w, 2 * c))  # (B*nW, ows*ows, 2C)
+        nw = kv.shape[0] // b
+        kv = kv.view(b * nw, ows * ows, 2, heads, d).permute(2, 0, 3, 1, 4)
         k, v = kv.unbind(0)  # each (B*nW, heads, ows*ows, d)
         q = q.view(b * nw, ws * ws, heads, d).transpose(1, 2)
         n_q, n_k = ws * ws, ows * ows
         table = self.relative_position_bias_table
         # Contiguous (1, heads, Nq, Nk): a permuted view would send SDPA down its unfused math path.
         bias = table[rpi_oca.reshape(-1)].view(n_q, n_k, -1).permute(2, 0, 1).contiguous().unsqueeze(0)
-        out = attention(q, k, v, bias, self.scale, self.attn_backend)
+        out = self.attend(q, k, v, bias)
         out = window_reverse(out.transpose(1, 2).reshape(b * nw, n_q, c), ws, h, w).reshape(b, h * w, c)
         x = self.proj(out) + shortcut
         return x + self.mlp(self.norm2(x))
@@ -718,12 +751,16 @@ class HAT(nn.Module):
         x = self.norm(t).transpose(1, 2).contiguous().view(-1, self.embed_dim, h, w)
         return self.after_body(x)
 
+    def pad_input(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+        """(B, C, H, W) mirror-padded at the bottom/right to multiples of the window, and (H, W)."""
+        return pad_to_multiple(x, self.window_size)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) in [0, 1] -> (B, C, H*upscale, W*upscale)."""
         mean = self.mean.to(x.dtype)
         x = (x - mean) * self.img_range
         image_skip = self.image_skip(x)
-        x, size = pad_to_multiple(x, self.window_size)
+        x, size = self.pad_input(x)
         shallow = self.conv_first(x)
         body = self.body_pathways()
         skip = shallow if body is None else body.long_skip * shallow
@@ -757,7 +794,7 @@ def hat_config_from_state_dict(sd: Mapping[str, torch.Tensor]) -> dict[str, Any]
     def need(key: str) -> torch.Tensor:
         if key not in sd:
             raise StateDictError(
-                f"looks like HAT/EHAT (has conv_first.weight) but lacks {key!r}, which the network "
+                f"looks like HAT or an extension of it (has conv_first.weight) but lacks {key!r}, which the network "
                 "config is read from: the file is incomplete or of another network"
             )
         return sd[key]
@@ -787,7 +824,7 @@ def hat_config_from_state_dict(sd: Mapping[str, torch.Tensor]) -> dict[str, Any]
     embed_dim, in_chans = need("conv_first.weight").shape[:2]
     n_layers = count_indexed(sd, "layers")
     if n_layers == 0:
-        raise StateDictError("state dict has conv_first but no layers.N: not a HAT/EHAT checkpoint")
+        raise StateDictError("state dict has conv_first but no layers.N: not a HAT-family checkpoint")
     depths = [count_indexed(sd, f"layers.{i}.residual_group.blocks") for i in range(n_layers)]
     heads = [
         need(f"layers.{i}.residual_group.overlap_attn.relative_position_bias_table").shape[1]
@@ -824,8 +861,11 @@ def hat_config_from_state_dict(sd: Mapping[str, torch.Tensor]) -> dict[str, Any]
 
 HAT_SOURCE_MODULES = ("ehat.archs.attention", "ehat.archs.padding", "ehat.archs.hat_arch")
 HAT_EXPORT_STEPS = (
-    ExportStep(HAB, "forward", "ehat.export.graph:hab_forward"),
-    ExportStep(OCAB, "forward", "ehat.export.graph:ocab_forward"),
+    ExportStep(HAT, "pad_input", "ehat.export.graph:hat_pad_input"),
+    ExportStep(HAB, "window_attention", "ehat.export.graph:hab_window_attention"),
+    ExportStep(WindowAttention, "attend", "ehat.export.graph:explicit_attend"),
+    ExportStep(OCAB, "key_value_windows", "ehat.export.graph:ocab_key_value_windows"),
+    ExportStep(OCAB, "attend", "ehat.export.graph:explicit_attend"),
 )
 
 register_network(

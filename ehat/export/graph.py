@@ -1,20 +1,23 @@
-"""Graph-friendly forwards for export: the same function as our networks, written without Python
-control flow on the image size, so one exported graph serves every height and width.
+"""Graph-friendly steps for export: the same function as a few small methods of our networks,
+written without Python control flow on the image size, so one exported graph serves every height
+and width. The forwards themselves are the networks' own; only the steps each network's descriptor
+lists in ``export_steps`` are swapped (:func:`graph_mode`).
 
-What differs from the eager code (and why):
+What differs from the eager steps (and why):
 
 * window padding: :func:`reflect_pad_to_multiple` gathers rows/columns with a triangle-wave index
   (period ``2 * (size - 1)``), which equals :func:`ehat.archs.padding.pad_to_multiple`'s repeated
   reflect pads (and its replicate fallback for 1-pixel sides) for every size, without a loop;
 * shifted windows: the official (nW, N, N) region mask is built in the graph from the padded size
-  (:func:`shift_mask`) instead of grouping windows by kind with size-dependent counts;
+  (:func:`shift_mask`) and passed one per window, instead of grouping windows by kind with
+  size-dependent counts; attention uses the explicit formula (:func:`explicit_attend`);
 * OCAB's overlapping key/value windows are gathered with computed indices (no ``unfold``);
 * RLFN's padding of inputs under 15 pixels is a gather (reflect or replicate, chosen in the graph);
 * DANet's position attention runs as one explicit softmax over the whole map (or over
   ``pam_tile`` tiles, edge tiles masked), without the eager code's query-chunk loop.
 
 :func:`graph_mode` swaps these in on one model instance for the duration of an export and puts
-the eager forwards back afterwards; nothing is changed on the classes.
+the eager steps back afterwards; nothing is changed on the classes or in any module's globals.
 """
 
 from __future__ import annotations
@@ -27,10 +30,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ehat.archs import hat_arch
 from ehat.archs.attention import explicit_attention
 from ehat.archs.dual_attention import PositionAttention
-from ehat.archs.hat_arch import HAB, OCAB, SHIFT_MASK_VALUE, window_partition, window_reverse
+from ehat.archs.hat_arch import (
+    HAB,
+    HAT,
+    OCAB,
+    SHIFT_MASK_VALUE,
+    WindowAttention,
+    window_partition,
+    window_reverse,
+)
 from ehat.archs.rlfn_arch import MIN_INPUT_SIZE, RLFN
 
 
@@ -68,51 +78,32 @@ def shift_mask(h: int, w: int, ws: int, shift: int, device: torch.device) -> tor
     return torch.where(diff != 0, SHIFT_MASK_VALUE, 0.0)
 
 
-def window_attention(
-    attn: hat_arch.WindowAttention, x: torch.Tensor, rpi: torch.Tensor, batch: int, mask: torch.Tensor | None
-) -> torch.Tensor:
-    """:class:`WindowAttention` on windows (B*nW, N, C) with an optional (nW, N, N) mask; explicit formula."""
-    bw, n, c = x.shape
-    heads = attn.num_heads
-    qkv = attn.qkv(x).view(batch, bw // batch, n, 3, heads, c // heads).permute(3, 0, 1, 4, 2, 5)
-    q, k, v = qkv.unbind(0)  # each (B, nW, heads, N, d)
-    bias = attn.relative_bias(rpi).unsqueeze(0)  # (1, heads, N, N)
-    if mask is not None:
-        bias = bias + mask.unsqueeze(1).to(bias.dtype)  # (nW, heads, N, N)
-    out = explicit_attention(q, k, v, bias, attn.scale)
-    out = out.transpose(2, 3).reshape(bw, n, c)
-    return attn.proj_drop(attn.proj(out))
+def hat_pad_input(self: HAT, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+    """:meth:`HAT.pad_input` as a gather (:func:`reflect_pad_to_multiple`)."""
+    return reflect_pad_to_multiple(x, self.window_size)
 
 
-def hab_forward(
-    self: HAB,
-    x: torch.Tensor,
-    x_size: tuple[int, int],
-    rpi_sa: torch.Tensor,
-    shift_masks: torch.Tensor | None,
-    weights: hat_arch.BlockPathways | None = None,
+def hab_window_attention(
+    self: HAB, x: torch.Tensor, rpi_sa: torch.Tensor, shift_masks: torch.Tensor | None
 ) -> torch.Tensor:
-    """:meth:`HAB.forward` with the shift mask built for this size (``shift_masks`` is ignored)."""
-    h, w = x_size
-    b, _, c = x.shape
-    w_cab, w_attn, w_mlp = weights if weights is not None else (None, None, None)
-    shortcut = x
-    x = self.norm1(x).view(b, h, w, c)
-    conv_x = self.conv_block(x.permute(0, 3, 1, 2), w_cab).permute(0, 2, 3, 1).reshape(b, h * w, c)
+    """:meth:`HAB.window_attention` on (B, H, W, C) with one region mask per window, built in the graph
+    for this size (``shift_masks``, the eager per-kind masks, is ignored)."""
+    b, h, w, _ = x.shape
     ws, s = self.window_size, self.shift_size
-    mask = None
-    if s > 0:
-        x = torch.roll(x, shifts=(-s, -s), dims=(1, 2))
-        mask = shift_mask(h, w, ws, s, x.device)
-    attn = window_reverse(window_attention(self.attn, window_partition(x, ws), rpi_sa, b, mask), ws, h, w)
-    if s > 0:
-        attn = torch.roll(attn, shifts=(s, s), dims=(1, 2))
-    attn = attn.reshape(b, h * w, c)
-    if w_attn is not None:
-        shortcut = w_attn * shortcut
-    x = shortcut + self.drop_path(attn) + conv_x * self.conv_scale
-    residual = x if w_mlp is None else w_mlp * x
-    return residual + self.drop_path(self.mlp(self.norm2(x)))
+    if s == 0:
+        return window_reverse(self.attn(window_partition(x, ws), rpi_sa), ws, h, w)
+    x = torch.roll(x, shifts=(-s, -s), dims=(1, 2))
+    attn = window_reverse(
+        self.attn(window_partition(x, ws), rpi_sa, shift_mask(h, w, ws, s, x.device)), ws, h, w
+    )
+    return torch.roll(attn, shifts=(s, s), dims=(1, 2))
+
+
+def explicit_attend(
+    self: WindowAttention | OCAB, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """:meth:`WindowAttention.attend` / :meth:`OCAB.attend` with the explicit formula (plain ONNX ops)."""
+    return explicit_attention(q, k, v, mask, self.scale)
 
 
 def _window_starts(n_windows: int, ws: int, ows: int, device: torch.device) -> torch.Tensor:
@@ -121,30 +112,17 @@ def _window_starts(n_windows: int, ws: int, ows: int, device: torch.device) -> t
     return (starts[:, None] + torch.arange(ows, device=device)[None, :]).reshape(-1)
 
 
-def ocab_forward(self: OCAB, x: torch.Tensor, x_size: tuple[int, int], rpi_oca: torch.Tensor) -> torch.Tensor:
-    """:meth:`OCAB.forward` with the overlapping windows gathered by index instead of ``unfold``."""
-    h, w = x_size
-    b, _, c = x.shape
-    ws, ows, heads = self.window_size, self.overlap_win_size, self.num_heads
-    d = c // heads
-    shortcut = x
-    qkv = self.qkv(self.norm1(x)).view(b, h, w, 3, c)
-    q = window_partition(qkv[..., 0, :], ws)  # (B*nW, ws*ws, C)
+def ocab_key_value_windows(self: OCAB, kv: torch.Tensor) -> torch.Tensor:
+    """:meth:`OCAB.key_value_windows` (B, H, W, 2C) -> (B*nW, ows*ows, 2C) gathered by computed
+    indices instead of ``unfold``."""
+    b, h, w, c2 = kv.shape
+    ws, ows = self.window_size, self.overlap_win_size
     pad = (ows - ws) // 2
-    kv = F.pad(qkv[..., 1:, :].reshape(b, h, w, 2 * c), (0, 0, pad, pad, pad, pad))
+    kv = F.pad(kv, (0, 0, pad, pad, pad, pad))
     nh, nw = h // ws, w // ws
-    kv = kv.index_select(1, _window_starts(nh, ws, ows, x.device)).view(b, nh, ows, w + 2 * pad, 2 * c)
-    kv = kv.index_select(3, _window_starts(nw, ws, ows, x.device)).view(b, nh, ows, nw, ows, 2 * c)
-    kv = kv.permute(0, 1, 3, 2, 4, 5).reshape(b * nh * nw, ows * ows, 2, heads, d).permute(2, 0, 3, 1, 4)
-    k, v = kv.unbind(0)  # each (B*nW, heads, ows*ows, d)
-    q = q.view(b * nh * nw, ws * ws, heads, d).transpose(1, 2)
-    n_q, n_k = ws * ws, ows * ows
-    table = self.relative_position_bias_table
-    bias = table[rpi_oca.reshape(-1)].view(n_q, n_k, -1).permute(2, 0, 1).unsqueeze(0)
-    out = explicit_attention(q, k, v, bias, self.scale)
-    out = window_reverse(out.transpose(1, 2).reshape(-1, n_q, c), ws, h, w).reshape(b, h * w, c)
-    x = self.proj(out) + shortcut
-    return x + self.mlp(self.norm2(x))
+    kv = kv.index_select(1, _window_starts(nh, ws, ows, kv.device)).view(b, nh, ows, w + 2 * pad, c2)
+    kv = kv.index_select(3, _window_starts(nw, ws, ows, kv.device)).view(b, nh, ows, nw, ows, c2)
+    return kv.permute(0, 1, 3, 2, 4, 5).reshape(b * nh * nw, ows * ows, c2)
 
 
 def pam_residual(self: PositionAttention, x: torch.Tensor) -> torch.Tensor:
@@ -196,34 +174,25 @@ def rlfn_pad_input(self: RLFN, x: torch.Tensor) -> torch.Tensor:
     )
 
 
-_PATCHES = (
-    (HAB, "forward", hab_forward),
-    (OCAB, "forward", ocab_forward),
-    (RLFN, "pad_input", rlfn_pad_input),
-)
-
-
 @contextlib.contextmanager
 def graph_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Within the block, ``model`` computes its function with the graph-friendly code above.
+    """Within the block, ``model`` computes its function with the graph-friendly steps above.
 
-    Patches this instance's HAB / OCAB / PAM modules (instance attributes, removed on exit) and
-    HAT's padding helper; other instances and the classes keep their eager code.
+    Swaps, on this instance's modules only, the methods its network descriptor lists in
+    ``export_steps`` (instance attributes, removed on exit); other instances, the classes and
+    every module global keep their eager code.
     """
+    from ehat.archs import descriptor_of
+
+    steps = [(step.owner, step.method, step.resolve()) for step in descriptor_of(model).export_steps]
     patched: list[tuple[nn.Module, str]] = []
-    old_pad = hat_arch.pad_to_multiple
     try:
         for m in model.modules():
-            for cls, name, fn in _PATCHES:
-                if isinstance(m, cls):
+            for owner, name, fn in steps:
+                if isinstance(m, owner):
                     setattr(m, name, types.MethodType(fn, m))
                     patched.append((m, name))
-            if isinstance(m, PositionAttention):
-                m.residual = types.MethodType(pam_residual, m)
-                patched.append((m, "residual"))
-        hat_arch.pad_to_multiple = reflect_pad_to_multiple
         yield model
     finally:
-        hat_arch.pad_to_multiple = old_pad
         for m, name in patched:
             delattr(m, name)

@@ -23,7 +23,7 @@ class ModelArgError(EhatError):
 
 @dataclass
 class ResolvedModel:
-    """A loaded network (eval mode, CPU, fp32) and what its users need to know.
+    """A loaded network (eval mode, CPU, fp32, in its inference form) and what its users need to know.
 
     ``data_range``: the input/output range (1.0 for [0, 1], 255.0 for [0, 255]); ``scale``: the SR
     factor; ``name``: a short name for file names; ``weights``: the file it was loaded from.
@@ -61,13 +61,14 @@ def resolve_model(arg: str | os.PathLike) -> ResolvedModel:
 
     Raises :class:`ModelArgError` (or a ``CheckpointError`` / ``ZooError``) naming what is wrong.
     """
+    from ehat.archs import prepare_for_inference
     from ehat.checkpoints import load_model, read_safetensors_metadata
     from ehat.zoo import ZOO, build_model, resolve_weights
 
     text = str(arg)
     path = Path(text)
     if path.is_file() or path.is_dir():
-        model = load_model(path)
+        model = prepare_for_inference(load_model(path))
         data_range = data_range_of(model)
         if path.suffix == ".safetensors":  # our files carry it in the header (save_network)
             data_range = float(read_safetensors_metadata(path).get("data_range", data_range))

@@ -216,15 +216,16 @@ def export_onnx(
     PyTorch beyond the tolerance, :class:`ExportError` when onnx/onnxruntime are missing.
     """
     from ehat import __version__
+    from ehat.archs import descriptor_of, prepare_for_inference
     from ehat.checkpoints import arch_config_of
 
     _require_onnx()
-    model = model.cpu().eval()
+    model = prepare_for_inference(model.cpu().eval())
     data = onnx_bytes(model, opset, fp16)
     tolerance = FP16_TOLERANCE if fp16 else FP32_TOLERANCE
     checks = verify_onnx(data, model, data_range, sizes, tolerance)
     meta = {
-        "scale": str(int(getattr(model, "upscale", 4))),
+        "scale": str(descriptor_of(model).scale_of(model)),
         "data_range": f"{data_range:g}",
         "precision": "fp16" if fp16 else "fp32",
         "network": json.dumps(arch_config_of(model)),

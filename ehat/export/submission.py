@@ -260,7 +260,9 @@ def write_submission(
         )
     if not 0 <= team_id <= 99:
         raise SubmissionError(f"--team_id {team_id} must be between 0 and 99 (the challenge's two digits)")
-    model = resolved.model.cpu().eval()
+    from ehat.archs import prepare_for_inference
+
+    model = prepare_for_inference(resolved.model.cpu().eval())
     out = Path(out)
     model_file = out / "models" / f"team{team_id:02d}_{name}.py"
     weights_file = out / "model_zoo" / f"team{team_id:02d}_{name.lower()}.pth"

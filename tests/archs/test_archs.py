@@ -326,7 +326,8 @@ def test_hat_knows_its_extensions_by_no_name():
 
     import ehat.archs.hat_arch as hat_arch
 
-    source = Path(hat_arch.__file__).read_text().lower().replace("ehat.archs", "").replace("ehat.errors", "")
+    # Package paths (ehat.archs..., ehat.errors, ehat.export.graph:... in the descriptor) are not EHAT.
+    source = re.sub(r"\behat\.\w+", "", Path(hat_arch.__file__).read_text().lower())
     found = re.findall(r"\b(branch\w*|bsa|dual_attention\w*|danet|bicubic\w*|ehat(?!error)\w*)\b", source)
     assert found == []
 
