@@ -47,7 +47,7 @@ def _add_suffix(folder: Path, names: Sequence[str], suffix: str) -> None:
 
 def run_options(opt: TestOptions, results_root: str | os.PathLike = "results") -> dict[str, dict[str, float]]:
     """Evaluate every dataset of ``opt``; return {dataset name: {metric name: mean}}."""
-    from ehat.archs import build_network
+    from ehat.archs import build_network, descriptor_of, prepare_for_inference
     from ehat.checkpoints import load_weights
 
     out_root = Path(results_root) / opt.name
@@ -72,8 +72,8 @@ def run_options(opt: TestOptions, results_root: str | os.PathLike = "results") -
                 log.warning("path.pretrain_network_g: %s", report.summary())
         else:
             log.warning("path.pretrain_network_g is not set: evaluating a randomly initialised network")
-        model.eval().to(device)
-        data_range = opt.data_range or (255.0 if type(model).__name__ == "RLFN" else 1.0)
+        model = prepare_for_inference(model.eval()).to(device)
+        data_range = opt.data_range or descriptor_of(model).data_range
         opts = EvalOptions(
             device=device,
             data_range=data_range,

@@ -63,6 +63,8 @@ WEIGHT_SUFFIXES = (".pth", ".pt", ".safetensors", ".ckpt")
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``test_demo.py``."""
+    from ehat.zoo import zoo_help
+
     p = argparse.ArgumentParser(
         "test_demo.py",
         description="NTIRE 2024 ESR evaluation (PSNR, runtime, FLOPs, params, activations, memory) on CUDA or CPU.",
@@ -83,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--model_id",
         type=int,
         default=35,
-        help="model zoo id: 35 EHAT-L, 0 RLFN baseline, 100 HAT-L, 101 RLFN paper model, 102 EHAT-tiny demo (ships)",
+        help=f"model zoo id (default 35): {zoo_help()}",
     )
     g.add_argument("--include_test", action="store_true", help="also evaluate DIV2K_LSDIR_test_*")
     g.add_argument("--ssim", action="store_true", help="also compute RGB SSIM (the challenge's --ssim)")
