@@ -16,15 +16,17 @@ DEFAULT_NEW_PARAM_KEYS = ("branch_weights", "dual_attention")
 _SCHEDULER_PROGRESS = ("last_epoch", "_step_count", "_last_lr")
 
 
-def build_optimizer(model: nn.Module, train_opt: TrainOptions) -> torch.optim.Optimizer:
-    """``train.optim_g`` over the trainable parameters of ``model``.
+def build_optimizer(model: nn.Module, train_opt: TrainOptions, key: str = "optim_g") -> torch.optim.Optimizer:
+    """``train.<key>`` (``optim_g``, or the discriminator's ``optim_d``) over the trainable parameters of ``model``.
 
-    With ``train.new_param_lr`` the parameters whose names contain a ``train.new_param_keys``
-    fragment (default: BSA and dual attention) form a second group with that learning rate.
+    With ``train.new_param_lr`` the generator's parameters whose names contain a
+    ``train.new_param_keys`` fragment (default: BSA and dual attention) form a second group with
+    that learning rate.
     """
-    cls, kwargs = getattr(torch.optim, train_opt.optim_g.type), dict(train_opt.optim_g.args)
+    spec = getattr(train_opt, key)
+    cls, kwargs = getattr(torch.optim, spec.type), dict(spec.args)
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    new_lr = train_opt.new_param_lr
+    new_lr = train_opt.new_param_lr if key == "optim_g" else None
     if new_lr is None:
         return cls([{"params": [p for _, p in named], "name": "base"}], **kwargs)
     keys = tuple(train_opt.new_param_keys or DEFAULT_NEW_PARAM_KEYS)

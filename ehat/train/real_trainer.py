@@ -14,21 +14,13 @@ optimizer and scheduler, and every rank's pair pool are part of the training sta
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 from torch import nn
 
-from ehat.train import distributed as du
-from ehat.train.optim import (
-    build_scheduler,
-    restore_scheduler,
-    scheduler_progress,
-    scheduler_step,
-    step_with_factor,
-    warmup_factor,
-)
+from ehat.networks import build_from_options
+from ehat.train import optim
 from ehat.train.options import GAN_MODEL_TYPES, REAL_MODEL_TYPES, OptionsError, TrainingOptions
 from ehat.train.realesr import Degradation, PairQueue
 from ehat.train.trainer import Trainer
@@ -61,32 +53,24 @@ class RealTrainer(Trainer):
             return
         from basicsr.losses import build_loss
 
-        from ehat.archs import build_network
-
         assert opt.network_d is not None and topt.optim_d is not None and topt.gan_opt is not None
-        self.net_d = build_network(dict(opt.network_d)).to(self.device)
         paths = opt.path
-        if paths.pretrain_network_d:
-            from ehat.checkpoints import load_weights
-
-            report = load_weights(
-                self.net_d, paths.pretrain_network_d, paths.param_key_d, strict=paths.strict_load_d
-            )
-            log = self.log.info if report.complete else self.log.warning
-            log(f"path.pretrain_network_d ({paths.param_key_d}): {report.summary()}")
-        cls = getattr(torch.optim, topt.optim_d.type)
-        self.optimizer_d = cls([p for p in self.net_d.parameters() if p.requires_grad], **topt.optim_d.args)
-        self.scheduler_d = build_scheduler(self.optimizer_d, topt)
+        self.net_d = build_from_options(
+            opt.network_d,
+            paths.pretrain_network_d,
+            paths.param_key_d,
+            strict=paths.strict_load_d,
+            role="d",
+            log=self.log,
+        ).to(self.device)
+        self.optimizer_d = optim.build_optimizer(self.net_d, topt, key="optim_d")
+        self.scheduler_d = optim.build_scheduler(self.optimizer_d, topt)
+        self.optimizers.append(self.optimizer_d)
         self.cri_gan = build_loss(topt.gan_opt.to_dict()).to(self.device)
-        self.net_d_train: nn.Module = self.net_d
 
-    def _setup(self) -> None:
-        super()._setup()
-        if self.net_d is not None and self.world > 1:
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self.net_d_train = nn.parallel.DistributedDataParallel(
-                self.net_d, device_ids=ids, find_unused_parameters=self.opt.find_unused_parameters
-            )
+    def _wrap_models(self) -> None:
+        if self.net_d is not None:
+            self.net_d_train = self._wrap(self.net_d)
 
     # ------------------------------------------------------------------------------ state
     def _extra_state(self) -> dict:
@@ -95,7 +79,7 @@ class RealTrainer(Trainer):
         return {
             "net_d": self.net_d.state_dict(),
             "optimizer_d": self.optimizer_d.state_dict(),
-            "scheduler_d": scheduler_progress(self.scheduler_d),
+            "scheduler_d": optim.scheduler_progress(self.scheduler_d),
         }
 
     def _restore_extra(self, state: dict) -> None:
@@ -108,7 +92,7 @@ class RealTrainer(Trainer):
             )
         self.net_d.load_state_dict(state["net_d"], strict=True)
         self.optimizer_d.load_state_dict(state["optimizer_d"])
-        restore_scheduler(self.scheduler_d, state.get("scheduler_d"))
+        optim.restore_scheduler(self.scheduler_d, state.get("scheduler_d"))
 
     def _rank_state(self) -> dict:
         return {"queue": self.queue.state_dict()} if self.queue is not None else {}
@@ -132,58 +116,19 @@ class RealTrainer(Trainer):
         return self._gan_step()
 
     # ------------------------------------------------------------------------------ GAN
-    def _backward(self, loss: torch.Tensor) -> None:
-        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
-
-    def _clip_and_step(self, optimizer: torch.optim.Optimizer, what: str) -> float | None:
-        """Unscale, clip to ``train.grad_clip``, step with the warm-up factor; None when the norm is
-        not finite (the step is skipped or training stops, per ``train.on_nonfinite``)."""
-        topt = self.opt.train
-        if self.scaler is not None:
-            self.scaler.unscale_(optimizer)
-        params = [p for g in optimizer.param_groups for p in g["params"]]
-        max_norm = topt.grad_clip if topt.grad_clip is not None else math.inf
-        norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
-        if self.scaler is None and not math.isfinite(norm):
-            optimizer.zero_grad(set_to_none=True)
-            self._nonfinite(f"non-finite {what} gradient norm {norm}", {})
-            return None
-        factor = warmup_factor(self.iter, topt.warmup_iter)
-        if self.scaler is not None:
-            step_with_factor(optimizer, factor, self.scaler.step, optimizer)
-        else:
-            step_with_factor(optimizer, factor, optimizer.step)
-        return norm
-
-    def _finite(self, values: dict[str, torch.Tensor], batch: dict) -> bool:
-        bad = not all(bool(torch.isfinite(v)) for v in values.values())
-        if du.any_rank(bad, self.device):
-            self.optimizer.zero_grad(set_to_none=True)
-            self.optimizer_d.zero_grad(set_to_none=True)
-            shown = {k: float(v.detach()) for k, v in values.items()}
-            self._nonfinite(f"non-finite loss {shown}", batch)
-            return False
-        return True
-
     def _gan_step(self) -> dict[str, float] | None:
         """One generator step (when due) and one discriminator step on one batch."""
         opt, topt = self.opt, self.opt.train
         assert self.net_d is not None
-        scheduler_step(self.scheduler_d)  # the base loop steps the generator's
+        optim.scheduler_step(self.scheduler_d)  # the base loop steps the generator's
         batch = self.stream.next()
         lq, gt = self._inputs(batch)
-        if du.any_rank(not (torch.isfinite(lq).all() and torch.isfinite(gt).all()), self.device):
-            self._nonfinite("NaN/inf in the input images", batch)
+        if not self._inputs_finite(lq, gt, batch):
             return None
         gt_usm = self.degrade.usm(gt) if self.degrade is not None else gt
         l1_gt = gt_usm if opt.l1_gt_usm else gt
         percep_gt = gt_usm if opt.percep_gt_usm else gt
         gan_gt = gt_usm if opt.gan_gt_usm else gt
-        amp = {
-            "device_type": self.device.type,
-            "dtype": self.amp_dtype,
-            "enabled": self.amp_dtype is not None,
-        }
         logged: dict[str, float] = {}
 
         # generator
@@ -192,22 +137,14 @@ class RealTrainer(Trainer):
         for p in self.net_d.parameters():
             p.requires_grad_(False)
         if update_g:
-            with torch.autocast(**amp):
+            with self._autocast():
                 sr = self.net_train(lq)
             sr32 = sr.float()
-            losses: dict[str, torch.Tensor] = {}
-            if "l_pix" in self.losses:
-                losses["l_g_pix"] = self.losses["l_pix"](sr32, l1_gt)
-            if "l_percep" in self.losses:
-                percep, style = self.losses["l_percep"](sr32, percep_gt)
-                if percep is not None:
-                    losses["l_g_percep"] = percep
-                if style is not None:
-                    losses["l_g_style"] = style
-            with torch.autocast(**amp):
+            losses = self._loss(sr32, gt, "l_g_", targets={"l_pix": l1_gt, "l_percep": percep_gt})
+            with self._autocast():
                 fake_pred = self.net_d(sr)  # the plain module: D's weights are frozen in this pass
             losses["l_g_gan"] = self.cri_gan(fake_pred.float(), True, is_disc=False)
-            if not self._finite(losses, batch):
+            if not self._losses_finite(losses, batch):
                 return None
             self._backward(sum(losses.values()))
             norm = self._clip_and_step(self.optimizer, "generator")
@@ -215,32 +152,29 @@ class RealTrainer(Trainer):
                 return None
             logged.update({k: float(v.detach()) for k, v in losses.items()}, grad_norm=norm)
         else:
-            with torch.no_grad(), torch.autocast(**amp):
+            with torch.no_grad(), self._autocast():
                 sr = self.net(lq)
 
         # discriminator
         for p in self.net_d.parameters():
             p.requires_grad_(True)
         self.optimizer_d.zero_grad(set_to_none=True)
-        with torch.autocast(**amp):
+        with self._autocast():
             real_pred = self.net_d_train(gan_gt)
         l_d_real = self.cri_gan(real_pred.float(), True, is_disc=True)
-        if not self._finite({"l_d_real": l_d_real}, batch):
+        if not self._losses_finite({"l_d_real": l_d_real}, batch):
             return None
         self._backward(l_d_real)
-        with torch.autocast(**amp):
+        with self._autocast():
             fake_pred = self.net_d_train(sr.detach().clone())
         l_d_fake = self.cri_gan(fake_pred.float(), False, is_disc=True)
-        if not self._finite({"l_d_fake": l_d_fake}, batch):
+        if not self._losses_finite({"l_d_fake": l_d_fake}, batch):
             return None
         self._backward(l_d_fake)
         norm_d = self._clip_and_step(self.optimizer_d, "discriminator")
         if norm_d is None:
             return None
-        if self.scaler is not None:
-            self.scaler.update()
-        if self.ema is not None:
-            self.ema.update(self.net)
+        self._finish_step()
         logged.update(
             l_d_real=float(l_d_real.detach()),
             l_d_fake=float(l_d_fake.detach()),

@@ -35,6 +35,7 @@ from torch import nn
 
 from ehat import acceleration
 from ehat.errors import EhatError
+from ehat.networks import build_from_options
 from ehat.train import distributed as du
 from ehat.train import state as st
 from ehat.train.data import TrainStream, build_dataset
@@ -161,22 +162,23 @@ class Trainer:
         torch.manual_seed(s)
 
     def _build_network(self) -> nn.Module:
-        from ehat.archs import build_network
-
-        try:
-            net = build_network(self.opt.network_g)
-        except ValueError as exc:  # a constructor refusing its arguments (the options checked their names)
-            raise OptionsError("network_g", f"cannot build the network: {exc}") from exc
         paths = self.opt.path
-        if paths.pretrain_network_g:
-            from ehat.checkpoints import load_weights
+        return build_from_options(
+            self.opt.network_g,
+            paths.pretrain_network_g,
+            paths.param_key_g,
+            strict=paths.strict_load_g,
+            log=self.log,
+        )
 
-            report = load_weights(
-                net, paths.pretrain_network_g, paths.param_key_g, strict=paths.strict_load_g
-            )
-            log = self.log.info if report.complete else self.log.warning
-            log(f"path.pretrain_network_g ({paths.param_key_g}): {report.summary()}")
-        return net
+    def _wrap(self, module: nn.Module) -> nn.Module:
+        """``module`` as the training step calls it: under DDP when the world is larger than one."""
+        if self.world == 1:
+            return module
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(
+            module, device_ids=ids, find_unused_parameters=self.opt.find_unused_parameters
+        )
 
     def _setup(self) -> None:
         opt, topt = self.opt, self.opt.train
@@ -229,6 +231,8 @@ class Trainer:
         self.ema = EMA(self.net, topt.ema_decay) if topt.ema_decay > 0 else None
         self.optimizer = build_optimizer(self.net, topt)
         self.scheduler = build_scheduler(self.optimizer, topt)
+        self.optimizers = [self.optimizer]
+        """Every optimizer of the run (a subclass adds its own): all are cleared when a step is skipped."""
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, None: None}[topt.amp]
         self.scaler = torch.amp.GradScaler(self.device.type) if topt.amp == "fp16" else None
         from basicsr.losses import build_loss
@@ -246,12 +250,8 @@ class Trainer:
         if topt.compile != "false":  # in place: self.net's state-dict keys stay those of the plain network
             acceleration.compile_model(self.net, topt.compile)
             self.log.info(f"train.compile: {topt.compile} (compiled lazily: the first step includes it)")
-        self.net_train: nn.Module = self.net
-        if self.world > 1:
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self.net_train = nn.parallel.DistributedDataParallel(
-                self.net, device_ids=ids, find_unused_parameters=opt.find_unused_parameters
-            )
+        self.net_train = self._wrap(self.net)
+        self._wrap_models()
         self.writer = MetricWriter(opt, Path(opt.path.tb_logger or self.root / "tb_logger"), self.is_main)
 
     def _restore(self, state: dict, path: Path) -> None:
@@ -281,6 +281,9 @@ class Trainer:
     # ------------------------------------------------------------------------------ hooks (RealTrainer)
     def _setup_models(self) -> None:
         """Build what a subclass trains beside ``net`` (called before a resume state is restored)."""
+
+    def _wrap_models(self) -> None:
+        """Wrap what :meth:`_setup_models` built with :meth:`_wrap` (after ``net`` is compiled)."""
 
     def _restore_extra(self, state: dict) -> None:
         """Restore what :meth:`_extra_state` saved."""
@@ -363,20 +366,91 @@ class Trainer:
             )
         self.log.warning(f"iteration {self.iter}: {what}{where}: step skipped (train.on_nonfinite: skip)")
 
-    def _loss(self, sr: torch.Tensor, gt: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        total = sr.new_zeros(())
-        parts: dict[str, float] = {}
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        """``train.amp``'s autocast on the training device (a no-op in fp32)."""
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
+
+    def _loss(
+        self,
+        sr: torch.Tensor,
+        gt: torch.Tensor,
+        prefix: str = "l_",
+        targets: dict[str, torch.Tensor] | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """The configured losses of ``sr`` against ``gt`` (fp32), by logged name (``l_pix``, ``l_percep``,
+        ``l_style``; ``prefix`` replaces ``l_``, e.g. ``l_g_`` for the GAN's generator step).
+        ``targets`` gives a loss its own target by name (the GAN's sharpened ground truth)."""
+        out: dict[str, torch.Tensor] = {}
         for name, fn in self.losses.items():
-            out = fn(sr, gt)
-            if isinstance(out, tuple):  # PerceptualLoss -> (perceptual, style), either may be None
-                for sub, v in zip(("percep", "style"), out):
+            value = fn(sr, (targets or {}).get(name, gt))
+            if isinstance(value, tuple):  # PerceptualLoss -> (perceptual, style), either may be None
+                for sub, v in zip(("percep", "style"), value):
                     if v is not None:
-                        total = total + v
-                        parts[f"l_{sub}"] = float(v.detach())
+                        out[f"{prefix}{sub}"] = v
             else:
-                total = total + out
-                parts[name] = float(out.detach())
-        return total, parts
+                out[prefix + name[2:]] = value
+        return out
+
+    def _forward(self, lq: torch.Tensor) -> torch.Tensor:
+        """``net_train`` on ``lq`` (B, 3, h, w) under ``train.amp``: the SR (B, 3, h*scale, w*scale) in fp32."""
+        with self._autocast():
+            sr = self.net_train(lq)
+        return sr.float()
+
+    def _loss_step(self, lq: torch.Tensor, gt: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The hook a model type overrides: the named loss terms of one micro-batch (``lq`` and its
+        ground truth ``gt`` (B, 3, h*scale, w*scale)); their sum is back-propagated."""
+        return self._loss(self._forward(lq), gt)
+
+    def _inputs_finite(self, lq: torch.Tensor, gt: torch.Tensor, batch: dict) -> bool:
+        """Whether every rank's inputs are finite; else apply ``train.on_nonfinite``."""
+        bad = not (torch.isfinite(lq).all() and torch.isfinite(gt).all())
+        return self._finite_or_skip(bad, "NaN/inf in the input images", batch)
+
+    def _losses_finite(self, losses: dict[str, torch.Tensor], batch: dict) -> bool:
+        """Whether every rank's loss terms are finite; else apply ``train.on_nonfinite``."""
+        bad = not all(bool(torch.isfinite(v)) for v in losses.values())
+        shown = {k: float(v.detach()) for k, v in losses.items()}
+        return self._finite_or_skip(bad, f"non-finite loss {shown}", batch)
+
+    def _finite_or_skip(self, bad: bool, what: str, batch: dict) -> bool:
+        if du.any_rank(bad, self.device):
+            for optimizer in self.optimizers:
+                optimizer.zero_grad(set_to_none=True)
+            self._nonfinite(what, batch)
+            return False
+        return True
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        """Back-propagate ``loss`` (scaled by the fp16 gradient scaler)."""
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+
+    def _clip_and_step(self, optimizer: torch.optim.Optimizer, what: str = "") -> float | None:
+        """Unscale, clip to ``train.grad_clip``, step with the warm-up factor; return the gradient norm,
+        or None when it is not finite (the step is skipped or training stops, per ``train.on_nonfinite``)."""
+        topt = self.opt.train
+        if self.scaler is not None:
+            self.scaler.unscale_(optimizer)
+        params = [p for g in optimizer.param_groups for p in g["params"]]
+        max_norm = topt.grad_clip if topt.grad_clip is not None else math.inf
+        norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+        if self.scaler is None and not math.isfinite(norm):
+            optimizer.zero_grad(set_to_none=True)
+            self._nonfinite(f"non-finite {what}gradient norm {norm}", {})
+            return None
+        factor = warmup_factor(self.iter, topt.warmup_iter)
+        if self.scaler is not None:
+            step_with_factor(optimizer, factor, self.scaler.step, optimizer)
+        else:
+            step_with_factor(optimizer, factor, optimizer.step)
+        return norm
+
+    def _finish_step(self) -> None:
+        """After an iteration's last optimizer step: update the fp16 gradient scaler and the EMA."""
+        if self.scaler is not None:
+            self.scaler.update()
+        if self.ema is not None:
+            self.ema.update(self.net)
 
     def train_step(self) -> dict[str, float] | None:
         """One optimizer step over ``train.grad_accum_steps`` micro-batches; None when skipped."""
@@ -389,44 +463,20 @@ class Trainer:
             lq, gt = self._inputs(batch)
             if topt.channels_last:
                 lq = lq.contiguous(memory_format=torch.channels_last)
-            bad_input = not (torch.isfinite(lq).all() and torch.isfinite(gt).all())
-            if du.any_rank(bad_input, self.device):
-                self.optimizer.zero_grad(set_to_none=True)
-                self._nonfinite("NaN/inf in the input images", batch)
+            if not self._inputs_finite(lq, gt, batch):
                 return None
             sync = micro == k - 1 or self.world == 1
-            ctx = contextlib.nullcontext() if sync else self.net_train.no_sync()
-            with ctx:
-                with torch.autocast(
-                    self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None
-                ):
-                    sr = self.net_train(lq)
-                loss, parts = self._loss(sr.float(), gt)
-                if du.any_rank(not bool(torch.isfinite(loss)), self.device):
-                    self.optimizer.zero_grad(set_to_none=True)
-                    self._nonfinite(f"non-finite loss {parts}", batch)
+            with contextlib.nullcontext() if sync else self.net_train.no_sync():
+                losses = self._loss_step(lq, gt)
+                if not self._losses_finite(losses, batch):
                     return None
-                scaled = loss / k
-                (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
-            for name, v in parts.items():
-                logged[name] = logged.get(name, 0.0) + v / k
-        if self.scaler is not None:
-            self.scaler.unscale_(self.optimizer)
-        params = [p for g in self.optimizer.param_groups for p in g["params"]]
-        max_norm = topt.grad_clip if topt.grad_clip is not None else math.inf
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
-        if self.scaler is None and not math.isfinite(grad_norm):
-            self.optimizer.zero_grad(set_to_none=True)
-            self._nonfinite(f"non-finite gradient norm {grad_norm}", {})
+                self._backward(sum(losses.values()) / k)
+            for name, v in losses.items():
+                logged[name] = logged.get(name, 0.0) + float(v.detach()) / k
+        grad_norm = self._clip_and_step(self.optimizer)
+        if grad_norm is None:
             return None
-        factor = warmup_factor(self.iter, topt.warmup_iter)
-        if self.scaler is not None:
-            step_with_factor(self.optimizer, factor, self.scaler.step, self.optimizer)
-            self.scaler.update()
-        else:
-            step_with_factor(self.optimizer, factor, self.optimizer.step)
-        if self.ema is not None:
-            self.ema.update(self.net)
+        self._finish_step()
         logged["grad_norm"] = grad_norm
         return logged
 
