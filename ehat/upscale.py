@@ -51,6 +51,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--tile_overlap", type=count_arg(0), default=32, help="tile overlap in LR pixels (default 32)"
     )
     prec = p.add_mutually_exclusive_group()
+    prec.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default=None,
+                      help="fp32 (default); auto: bf16 where the device runs it natively (CPU with AVX512-BF16/AMX, "
+                           "GPU with bf16), else fp32; bf16/fp16 autocast (fp16: CUDA only)")  # fmt: skip
     prec.add_argument("--bf16", action="store_true", help="bfloat16 autocast (faster; ~1e-3 difference)")
     prec.add_argument("--fp16", action="store_true", help="float16 autocast (CUDA only)")
     p.add_argument("--self_ensemble", action="store_true", help="average the 8 flips/rotations (x8 time)")
@@ -111,16 +114,23 @@ def encode(img: np.ndarray, ext: str) -> bytes:
 def _settings(args: argparse.Namespace, resolved: Any, device: torch.device):  # noqa: ANN202
     from ehat.evaluation.protocol import EvalOptions
     from ehat.evaluation.tiling import TilePolicy
+    from ehat.precision import resolve_precision, warn_if_emulated
 
-    if args.fp16 and device.type != "cuda":
+    precision = resolve_precision(
+        args.precision or ("bf16" if args.bf16 else "fp16" if args.fp16 else "fp32"), device
+    )
+    if precision == "fp16" and device.type != "cuda":
         raise UpscaleError("--fp16 needs CUDA; on CPU use --bf16 or full precision")
+    warn_if_emulated(
+        precision, device, "--precision fp32 (or auto)", logging.getLogger("ehat.upscale").warning
+    )
     return EvalOptions(
         device=device,
         data_range=resolved.data_range,
         scale=resolved.scale,
         tiles=TilePolicy.from_setting(args.tile, args.tile_overlap),
         self_ensemble=args.self_ensemble,
-        precision="bf16" if args.bf16 else "fp16" if args.fp16 else "fp32",
+        precision=precision,
         save_images=True,
     )
 

@@ -18,6 +18,12 @@ the same run (inference rows), and the max / relative output difference to the r
   python scripts/benchmark.py --device cuda        # HAT-L and EHAT-L+DA at 339x510 and 256x256,
                                                    # training batch 4 and 8; fp32 tf32 bf16 bf16+blocks
 
+  python scripts/benchmark.py --cpu-isa avx2 --alternate --no-reference --no-train --models hat_s \
+      --sizes 64 --variants fp32@explicit fp32@sdpa bf16@explicit bf16@sdpa   # bf16 emulated (issue 21)
+
+The header names the CPU, ATen's capability and whether bf16/fp16 run natively (ehat.precision).
+``--cpu-isa avx2`` / ``avx512_core`` masks this CPU's newer instructions for every worker
+(ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA): a CPU without AVX-512, or with AVX-512 but without BF16.
 Writes JSON (--json) and a Markdown table (--markdown). Absolute numbers are noisy on a shared
 machine: the ratios from one run are what count.
 """
@@ -40,6 +46,12 @@ WORKER_FLAG = "--worker"
 MODEL_ALIASES = {"ehat_l_da": ("ehat_l", {"dual_attention": "body"})}
 """Rows that are not a preset as is: EHAT-L with DANet dual attention on the body (no reference)."""
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
+CPU_ISA_MASKS = {
+    "native": {},
+    "avx512_core": {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE"},
+    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"},
+}
+"""``--cpu-isa``: environment that hides this CPU's newer instructions from ATen and oneDNN."""
 DEFAULTS = {
     "cpu": dict(models=["hat_s", "hat_l"], sizes=["64", "128"], batches=[2], variants=["fp32", "bf16"]),
     "cuda": dict(
@@ -294,6 +306,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="inference rows: run the reference and every variant in one process, one call of each in "
         "turn (robust to a busy machine; no per-variant peak memory)",
     )
+    p.add_argument("--cpu-isa", choices=list(CPU_ISA_MASKS), default="native",
+                   help="CPU: mask newer instructions (avx2: no AVX-512; avx512_core: AVX-512 without BF16)")  # fmt: skip
     p.add_argument("--json", type=Path, default=Path("benchmark.json"), help="where to write the results")
     p.add_argument("--markdown", type=Path, help="also write the table as Markdown here")
     args = p.parse_args(argv)
@@ -314,7 +328,10 @@ def variant_label(v: dict[str, str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    os.environ.update(CPU_ISA_MASKS[args.cpu_isa])  # before torch loads; the workers inherit it
     import torch
+
+    from ehat.precision import cpu_support, describe_cpu
 
     peak_bf16 = matmul_peak_tflops(args.device, "bf16")
     peak_fp32 = matmul_peak_tflops(args.device, "fp32")
@@ -323,9 +340,14 @@ def main(argv: list[str] | None = None) -> int:
         "cores": os.cpu_count(),
         "torch": torch.__version__,
         "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_isa_mask": args.cpu_isa,
+        "native_bf16": cpu_support().bf16,
+        "native_fp16": cpu_support().fp16,
         "matmul_bf16_tflops": round(peak_bf16, 3),
         "matmul_fp32_tflops": round(peak_fp32, 3),
     }
+    print(describe_cpu() + (f"; masked: --cpu-isa {args.cpu_isa}" if args.cpu_isa != "native" else ""))
     print(f"machine: {machine}", flush=True)
     refs = ["stock", "tuned"] if args.device == "cpu" else ["stock"]
     jobs = [("infer", m, s, 1) for m in args.models for s in args.sizes]
@@ -448,7 +470,9 @@ def markdown_table(report: dict[str, Any]) -> str:
     m = report["machine"]
     out = [
         f"Device: {m['device']} ({m['cpu']}, {m['cores']} cores), torch {m['torch']}; measured matmul peak "
-        f"bf16 {m['matmul_bf16_tflops']:.2f} / fp32 {m['matmul_fp32_tflops']:.2f} TFLOP/s.",
+        f"bf16 {m['matmul_bf16_tflops']:.2f} / fp32 {m['matmul_fp32_tflops']:.2f} TFLOP/s; ATen capability "
+        f"{m.get('cpu_capability', '?')} (--cpu-isa {m.get('cpu_isa_mask', 'native')}), native bf16 "
+        f"{'yes' if m.get('native_bf16') else 'no'}, fp16 {'yes' if m.get('native_fp16') else 'no'}.",
         "",
         "| row | variant | median ms | first call s | peak MB | vs reference fp32 | vs our fp32 | "
         "memory vs ref | % bf16 peak | max diff to ref | rel. diff |",

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from ehat.evaluation.protocol import EvalError, EvalOptions, evaluate_set, file_logger, list_set, set_summary
+from ehat.precision import warn_if_emulated
 from ehat.train.options import (
     OptionsError,
     TestMetricOptions,
@@ -93,6 +94,7 @@ def run_options(opt: TestOptions, results_root: str | os.PathLike = "results") -
             weights,
             data_range,
         )
+        warn_if_emulated(opt.precision, device, "precision: fp32", log.warning)
         for key, ds in opt.datasets.items():
             assert ds.name is not None  # filled by the options
             items, notes = sets[key]

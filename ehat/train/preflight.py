@@ -11,6 +11,8 @@ With ``bad_image: error`` (default) the problems are raised as one :class:`Datas
 file; with ``bad_image: skip`` they are logged as a warning and the dataset skips those images when
 it meets them. Folder (disk) datasets are checked: ehat's ``MultiRootPairedDataset`` and basicsr's
 paired datasets; other datasets and LMDB roots are not (say so in the log).
+
+:func:`check_amp` says, once, when ``train.amp`` would run emulated on the training device.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from ehat.data.image_io import ImageReadError, decode_image, read_bytes, read_im
 from ehat.data.pairing import DatasetError
 
 if TYPE_CHECKING:
+    import torch
+
     from ehat.train.options import TrainDatasetOptions
 
 CHECK_MODES = ("header", "decode", "none")
@@ -115,3 +119,11 @@ def check_training_images(
         f"{summary}\nFix or remove these files (scripts/verify_dataset.py lists every problem), or set "
         "datasets.train.bad_image: skip (type MultiRootPairedDataset) to train without them"
     )
+
+
+def check_amp(amp: str | None, device: torch.device, log: logging.Logger) -> str | None:
+    """Say once, in one line, when ``train.amp`` (bf16/fp16) is emulated on ``device`` (a CPU without
+    AVX512-BF16/AMX: tens of times slower than fp32; :mod:`ehat.precision`). Returns what was said."""
+    from ehat.precision import warn_if_emulated
+
+    return warn_if_emulated(amp or "fp32", device, "train.amp: null (fp32)", log.warning)
