@@ -6,6 +6,7 @@
     ehat eval --model_id 35 ...               # = python test_demo.py ...
     ehat train -opt options/train/x.yml       # = python train.py ...
     ehat convert in.pth out.safetensors       # = python scripts/convert_checkpoint.py ...
+    ehat score results.json --year 2026       # the challenge's threshold check and scores of each row
 
 MODEL is a model zoo id (``102``), a zoo name (``102_EHAT_tiny_demo``), a preset with zoo weights
 (``ehat_tiny``) or a checkpoint file. A mistake of the user (an :class:`ehat.errors.EhatError` or
@@ -97,6 +98,23 @@ def _submission(args: argparse.Namespace) -> int:
     return 0
 
 
+def _score(args: argparse.Namespace) -> int:
+    import json
+
+    from ehat.evaluation.score import ScoreError, challenge_year, results_score_lines
+
+    year = challenge_year(args.year).year
+    path = Path(args.results)
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise ScoreError(f"{path} is not a results.json (invalid JSON: {e})") from e
+    if not isinstance(results, dict):
+        raise ScoreError(f"{path} is not a results.json: its top level is not an object of rows")
+    print("\n".join(results_score_lines(results, year, args.baseline, args.model)).rstrip())
+    return 0
+
+
 def _upscale(args: argparse.Namespace) -> int:
     from ehat.upscale import run_upscale
 
@@ -140,6 +158,20 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--name", default="EHAT", help="the model's name in the file names (default EHAT)")
     sm.add_argument("--force", action="store_true", help="overwrite existing package files")
     sm.set_defaults(run=_submission)
+
+    sc = sub.add_parser(
+        "score", help="the NTIRE ESR threshold check and scores of the rows of a results.json"
+    )
+    sc.add_argument("results", metavar="RESULTS.json", nargs="?", default="results.json",
+                    help="a results.json of test_demo.py (or the organizers'; default ./results.json)")  # fmt: skip
+    sc.add_argument("--year", default="2024", help="the challenge's rules: 2024, 2025 or 2026 (default 2024)")
+    sc.add_argument("--baseline", default=None, metavar="ROW",
+                    help="the row to score against (default: each row's own same-run baseline measurement, "
+                         "else the year's baseline row, e.g. 00_RLFN_baseline)")  # fmt: skip
+    sc.add_argument(
+        "--model", action="append", default=None, metavar="ROW", help="score only ROW (repeatable)"
+    )
+    sc.set_defaults(run=_score)
 
     for name, (_, help_text) in FORWARDS.items():
         sub.add_parser(name, help=help_text, add_help=False)

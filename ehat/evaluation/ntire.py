@@ -50,9 +50,9 @@ from ehat.evaluation.reporting import (
     write_json_atomic,
     write_results_txt,
 )
+from ehat.evaluation.score import log_score, score_step
 from ehat.evaluation.sets import EvalSet, ImageItem, find_sets, lossy_warning, resolve_items
 from ehat.evaluation.tiling import TileChooser, TilePolicy
-from ehat.precision import warn_if_emulated
 
 LOGGER_NAME = "NTIRE2024-EfficientSR"
 SCALE = 4  # the challenge's SR factor
@@ -120,6 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no_save", action="store_true", help="do not write SR images")
     g.add_argument("--save_crops", action="store_true", help="write MATLAB bicubic | SR | HR centre crops")
     g.add_argument("--skip_complexity", action="store_true", help="do not count FLOPs/activations")
+    g.add_argument("--score_year", choices=("2024", "2025", "2026", "none"), default="2024",
+                   help="print the PSNR threshold check and that year's challenge score (Score_Runtime/FLOPs/"
+                        "Params/Final) beside the table, the year's baseline measured in this run on the same "
+                        "device and images (default 2024, the RLFN baseline; none: no score, no baseline run)")  # fmt: skip
     g.add_argument("--complexity", choices=("auto", "meta", "real"), default="auto",
                    help="meta = shape propagation (fast), real = fvcore on a real forward (slow)")  # fmt: skip
     g.add_argument(
@@ -446,7 +450,6 @@ def run(args: argparse.Namespace, log: Any) -> int:
         log.info("weights: %s; data range [0, %g]; device %s%s; precision %s", plan.weights, plan.data_range,
                  plan.device, f" ({torch.cuda.get_device_name(plan.device)})" if plan.device.type == "cuda" else "",
                  plan.precision)  # fmt: skip
-        warn_if_emulated(plan.precision, plan.device, "fp32 (drop --bf16)", log.warning)
         opts = eval_options(plan, args, model, log)
         compile_s = compile_model_step(model, plan, opts, args.compile, log)
     except (EhatError, OSError) as e:  # a mistake in the arguments or files (ZooError, CheckpointError, ...)
@@ -457,9 +460,13 @@ def run(args: argparse.Namespace, log: Any) -> int:
     if complete:
         entry.update(run_facts(plan, opts, args, compile_s))
         entry.update(complexity_entry(model, plan.spec.name, args, log))
+        entry.update(score_step(args.score_year, plan.spec, [(s, i) for s, i, _ in plan.sets], opts, entry,
+                                args.save_dir, log))  # fmt: skip
     if not update_results(results, plan.spec.name, entry, complete, log):
         return 1
-    return write_results(results, args, log)
+    status = write_results(results, args, log)
+    log_score(plan.spec.name, entry, log)
+    return status
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ehat.evaluation.score import row_score_lines
 from ehat.logs import LIBRARY_LOGGERS, run_log
 
 __all__ = [
@@ -244,6 +245,9 @@ def measurement_notes(results: dict[str, Any]) -> str:
             f"all MACs incl. attention = {_cell(v, 'macs_all', '.2f')} [G]; precision {v.get('precision', 'fp32')}; "
             f"tile {v.get('tile')}; self-ensemble {v.get('self_ensemble', False)}"
         )
+    for name, v in results.items():
+        if isinstance(v, dict) and isinstance(v.get("score"), dict):
+            lines += ["", *(f"# {line}" for line in row_score_lines(name, v))]
     return "\n".join(lines) + "\n"
 
 

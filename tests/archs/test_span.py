@@ -320,3 +320,18 @@ def test_zoo_ids_38_and_103_are_the_released_span(shared_dir):
     x = torch.rand(1, 3, 12, 10)
     with torch.no_grad():
         assert torch.equal(model(x), reference(x))
+
+
+def test_fused_span_complexity_matches_the_ntire_2026_readme():
+    """README of NTIRE2026_ESR: 0.151 M params, 9.83 G FLOPs and 41.68 M activations at 256x256."""
+    from ehat.archs import create_model
+    from ehat.evaluation.complexity import measure_complexity
+
+    cx = measure_complexity(create_model("span_ntire").eval())
+    assert (round(cx.num_parameters / 1e6, 3), round(cx.flops / 1e9, 2), round(cx.activations / 1e6, 2)) == (
+        0.151,
+        9.83,
+        41.68,
+    )
+    unfused = measure_complexity(create_model("span").eval())
+    assert unfused.flops > 4 * cx.flops  # why scores must be measured after fuse()

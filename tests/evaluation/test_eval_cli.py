@@ -5,6 +5,7 @@ given as weights, and the --compile / --tf32 wiring (monkeypatched: no real comp
 from __future__ import annotations
 
 import json
+import math
 import time
 
 import numpy as np
@@ -222,3 +223,49 @@ def test_evaluation_errors_share_the_ehat_base():
 
     for cls in (EvalError, MemoryMeasureError, MemoryBudgetError):
         assert issubclass(cls, EhatError), cls
+
+
+# ------------------------------------------------------------------------------------------ the challenge's score
+def _run_scored(tmp_path, rlfn_weights, *extra):
+    return main(["--data_dir", str(tmp_path / "data"), "--save_dir", str(tmp_path / "out"), "--results_dir",
+                 str(tmp_path / "res"), "--model_id", "0", "--model_path", str(rlfn_weights), "--device", "cpu",
+                 "--no_save", *extra])  # fmt: skip
+
+
+def test_score_of_the_baseline_itself_is_the_readme_example(tmp_path, photo, rlfn_weights):
+    """Default --score_year 2024 on the 2024 baseline: every term and Final are exp(2) = 7.3891."""
+    _make_set(tmp_path / "data", photo, ["a", "b"])
+    assert _run_scored(tmp_path, rlfn_weights) == 0
+    s = _results(tmp_path)[MODEL]["score"]
+    assert s["year"] == 2024 and s["baseline_how"] == "the model is the baseline"
+    for key in ("score_runtime", "score_flops", "score_params", "score_final"):
+        assert round(s[key], 4) == 7.3891, key
+    log = _log(tmp_path)
+    assert "PSNR threshold (2024) valid" in log and "Score_Final   = 0.7 * Runtime" in log
+    assert "# NTIRE 2024 ESR score of 00_RLFN_baseline" in (tmp_path / "res" / "results.txt").read_text()
+
+
+def test_score_year_2026_measures_the_span_baseline_in_the_same_run(tmp_path, photo, rlfn_weights):
+    _make_set(tmp_path / "data", photo, ["a", "b"])
+    assert _run_scored(tmp_path, rlfn_weights, "--score_year", "2026") == 0
+    row = _results(tmp_path)[MODEL]
+    s = row["score"]
+    base = s["baseline_measured"]
+    assert s["year"] == 2026 and s["baseline"] == "SPAN" and "measured in this run" in s["baseline_how"]
+    assert (
+        base["runtime_ms"] > 0 and round(base["flops_g"], 2) == 9.83 and round(base["params_m"], 3) == 0.151
+    )
+    assert s["baseline_published"] == {"runtime_ms": 7.74, "flops_g": 9.83, "params_m": 0.151}
+    assert s["score_runtime"] == pytest.approx(math.exp(2 * row["valid_ave_runtime"] / base["runtime_ms"]))
+    assert s["score_params"] == pytest.approx(math.exp(2 * row["num_parameters"] / base["params_m"]))
+    expected = 0.8 * s["score_runtime"] + 0.1 * s["score_flops"] + 0.1 * s["score_params"]
+    assert s["score_final"] == pytest.approx(expected)
+    csv = tmp_path / "out" / "score_baseline_103_SPAN_baseline_2026" / "valid.csv"
+    assert csv.is_file() and len(csv.read_text().splitlines()) == 3  # header + the same two images
+    assert not list((tmp_path / "out").rglob("*.png"))  # --no_save; the baseline never saves images
+
+
+def test_score_year_none_runs_no_baseline(tmp_path, photo, rlfn_weights):
+    _make_set(tmp_path / "data", photo, ["a"])
+    assert _run_scored(tmp_path, rlfn_weights, "--score_year", "none", "--skip_complexity") == 0
+    assert "score" not in _results(tmp_path)[MODEL] and "Score_Final" not in _log(tmp_path)
