@@ -137,6 +137,13 @@ ZOO: Mapping[int, ModelSpec] = MappingProxyType(
                 "ntire",
                 "NTIRE 2026 ESR baseline SPAN (team00_SPAN.pth, byte-identical to 2024 team 38's), [0, 1]",
             ),
+            alias(
+                104,
+                "104_EFDN_baseline_2025",
+                "efdn",
+                "ntire",
+                "NTIRE 2025 ESR baseline EFDN (team00_EFDN.pth, deployed form), [0, 1]",
+            ),
         )
     }
 )

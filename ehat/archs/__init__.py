@@ -26,6 +26,7 @@ from ehat.archs.descriptor import (
     register_network,
 )
 from ehat.archs.dual_attention import ChannelAttentionModule, DualAttention, PositionAttention
+from ehat.archs.efdn_arch import EFDN
 from ehat.archs.ehat_arch import EHAT
 from ehat.archs.hat_arch import HAT
 from ehat.archs.padding import crop_output, pad_to_multiple
@@ -46,6 +47,7 @@ from ehat.archs.span_arch import SPAN
 from ehat.errors import did_you_mean
 
 __all__ = [
+    "EFDN",
     "EHAT",
     "HAT",
     "RLFN",

@@ -312,6 +312,26 @@ def span_ntire() -> dict[str, Any]:
     return {**span(), "fused": True}
 
 
+# --------------------------------------------------------------------------- EFDN (NTIRE 2025 baseline)
+
+
+@register_preset(
+    weights={
+        "ntire": PretrainedWeights(
+            "team00_EFDN.pth",
+            "https://github.com/Amazingren/NTIRE2025_ESR/raw/main/model_zoo/team00_EFDN.pth",
+            "71069f10ef234cd123f45ac8e69099f0a1fdc0c16afcfe2189e50071d47ce477",
+            1.0,
+            4,
+            "Amazingren/NTIRE2025_ESR model_zoo/team00_EFDN.pth (MIT), the deployed (re-parameterised) form",
+        ),
+    }
+)
+def efdn() -> dict[str, Any]:
+    """EFDN x4, the NTIRE 2025 ESR baseline, deployed form: 48 channels, 4 cells (276,192 params), [0, 1]."""
+    return {"type": "EFDN", "feature_channels": 48, "upscale": 4}
+
+
 def create_model(name: str, **overrides: Any) -> nn.Module:
     """Build preset ``name`` with ``overrides`` applied to its arguments."""
     from ehat.archs import build_network

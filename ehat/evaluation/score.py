@@ -81,7 +81,7 @@ YEARS: Mapping[int, ChallengeYear] = {
         ("00_RLFN_baseline",),
     ),
     2025: ChallengeYear(
-        2025, "EFDN", None, (0.7, 0.15, 0.15), Measures(16.69, 16.70, 0.276), "RTX A6000",
+        2025, "EFDN", 104, (0.7, 0.15, 0.15), Measures(16.69, 16.70, 0.276), "RTX A6000",
         ("104_EFDN_baseline_2025", "00_EFDN_baseline"),
     ),
     2026: ChallengeYear(

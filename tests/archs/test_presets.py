@@ -70,7 +70,13 @@ def test_demo_preset_holds_the_checksum_of_the_shipped_file():
 
 
 def test_weights_we_never_had_carry_no_invented_checksum():
-    have = {"rlfn_x4.pth", "rlfn_ntire_x4.pth", "ehat_tiny_demo_x4.pth", "team00_SPAN.pth"}  # SPAN: shared/
+    have = {
+        "rlfn_x4.pth",
+        "rlfn_ntire_x4.pth",
+        "ehat_tiny_demo_x4.pth",
+        "team00_SPAN.pth",
+        "team00_EFDN.pth",
+    }  # SPAN: shared/; EFDN: NTIRE2025_ESR
     for preset, tag, w in list_pretrained():
         if w.file not in have:
             assert w.sha256 is None, (preset, tag)

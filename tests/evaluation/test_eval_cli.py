@@ -269,3 +269,16 @@ def test_score_year_none_runs_no_baseline(tmp_path, photo, rlfn_weights):
     _make_set(tmp_path / "data", photo, ["a"])
     assert _run_scored(tmp_path, rlfn_weights, "--score_year", "none", "--skip_complexity") == 0
     assert "score" not in _results(tmp_path)[MODEL] and "Score_Final" not in _log(tmp_path)
+
+
+def test_score_year_2025_measures_the_efdn_baseline(tmp_path, photo, rlfn_weights):
+    _make_set(tmp_path / "data", photo, ["a"])
+    assert _run_scored(tmp_path, rlfn_weights, "--score_year", "2025") == 0
+    s = _results(tmp_path)[MODEL]["score"]
+    base = s["baseline_measured"]
+    assert (
+        s["baseline"] == "EFDN" and round(base["flops_g"], 2) == 16.70 and round(base["params_m"], 3) == 0.276
+    )
+    assert s["score_final"] == pytest.approx(
+        0.7 * s["score_runtime"] + 0.15 * (s["score_flops"] + s["score_params"])
+    )
