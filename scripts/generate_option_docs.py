@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import ehat  # noqa: E402,F401  (torchvision alias for basicsr, registries)
-from ehat.train.option_docs import render  # noqa: E402
+from ehat.options.docs import render  # noqa: E402
 
 TARGET = REPO / "docs" / "options.md"
 

@@ -3,7 +3,7 @@
 Reads BasicSR's test options (``name``, ``scale``, ``num_gpu``, ``datasets.test_*`` with
 ``dataroot_gt``/``dataroot_lq``, ``network_g``, ``path.pretrain_network_g``, ``val.metrics``),
 validated by the same typed machinery as the training options
-(:func:`ehat.train.options.load_test_options`: unknown keys and keys EHAT does not implement are
+(:func:`ehat.options.benchmark.load_test_options`: unknown keys and keys EHAT does not implement are
 errors naming the key), and runs them through the same code as ``test_demo.py``
 (:mod:`ehat.evaluation.protocol`). Results go to ``results/<name>/``: SR images per set, a CSV per
 set and a log.
@@ -19,15 +19,12 @@ from pathlib import Path
 
 import torch
 
-from ehat.evaluation.protocol import EvalError, EvalOptions, evaluate_set, file_logger, list_set, set_summary
+from ehat.errors import EhatError
+from ehat.evaluation.protocol import EvalOptions, evaluate_set, file_logger, list_set, set_summary
+from ehat.options.benchmark import TestMetricOptions, TestOptions, load_test_options
+from ehat.options.common import options_device
+from ehat.options.schema import OptionsError
 from ehat.precision import warn_if_emulated
-from ehat.train.options import (
-    OptionsError,
-    TestMetricOptions,
-    TestOptions,
-    load_test_options,
-    options_device,
-)
 
 __all__ = ["OptionsError", "load_test_options", "main", "run_options"]
 
@@ -113,8 +110,6 @@ def run_options(opt: TestOptions, results_root: str | os.PathLike = "results") -
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``test.py``: 0 done, 2 for an error (one line, no traceback)."""
-    from ehat.train.cli import user_errors
-
     p = argparse.ArgumentParser(
         "test.py", description="Evaluate a BasicSR-style test options file (reference: docs/options.md)."
     )
@@ -135,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         opt = load_test_options(args.opt, force_yml=args.force_yml)
         run_options(opt, args.results_root or opt.path.results_root or "results")
-    except (*user_errors(), EvalError) as e:
+    except (EhatError, OSError) as e:  # a user's mistake (EvalError is an EhatError): one line
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -48,8 +48,8 @@ def entry(argv: Sequence[str] | None = None) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run training; returns the process exit code (0 done, 1 error, 128+signal when interrupted)."""
     import ehat  # noqa: F401  (torchvision alias for basicsr, registries)
+    from ehat.options.train import load_options
     from ehat.train import distributed as du
-    from ehat.train.options import load_options
     from ehat.train.real_trainer import trainer_class
     from ehat.train.trainer import TrainingInterrupted
 

@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 
 if TYPE_CHECKING:
-    from ehat.train.options import DatasetOptions, TrainDatasetOptions
+    from ehat.options.datasets import DatasetOptions, TrainDatasetOptions
 
 
 def sample_seed(seed: int, epoch: int, position: int) -> int:
@@ -106,7 +106,7 @@ def build_dataset(opt: DatasetOptions) -> Dataset:
     from basicsr.data import build_dataset as basicsr_build_dataset
     from basicsr.utils.registry import DATASET_REGISTRY
 
-    from ehat.train.checks import lookup
+    from ehat.options.registries import lookup
 
     keys = ("dataroot_gt", "dataroot_lq", "meta_info_file")
     clean = {k: v for k, v in opt.to_dict().items() if v is not None}
@@ -134,7 +134,7 @@ class TrainStream:
     def __init__(
         self, dataset: Dataset, opt: TrainDatasetOptions, seed: int, num_replicas: int = 1, rank: int = 0
     ) -> None:
-        from ehat.train.options import OptionsError
+        from ehat.options.schema import OptionsError
 
         self.batch_size = opt.batch_size_per_gpu
         if len(dataset) == 0:

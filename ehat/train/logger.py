@@ -15,7 +15,7 @@ import numpy as np
 from ehat.logs import LIBRARY_LOGGERS, attach
 
 if TYPE_CHECKING:
-    from ehat.train.options import TrainingOptions
+    from ehat.options.train import TrainingOptions
 
 LOGGER_NAME = "ehat.train"
 
@@ -120,7 +120,7 @@ class MetricWriter:
                     "logger.wandb.project is set but wandb is not installed (pip install wandb): skipped"
                 )
             else:
-                from ehat.train.options import to_plain
+                from ehat.options.schema import to_plain
 
                 resume_id = wandb_opt.resume_id
                 self.wandb = wandb.init(

@@ -8,7 +8,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from ehat.train.options import OptionsError, TrainOptions
+from ehat.options.schema import OptionsError
+from ehat.options.train import TrainOptions
 
 DEFAULT_NEW_PARAM_KEYS = ("branch_weights", "dual_attention")
 """Parameter-name fragments of what EHAT adds to HAT: BSA vectors and DANet dual attention."""

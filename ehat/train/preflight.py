@@ -29,7 +29,7 @@ from ehat.data.pairing import DatasetError
 if TYPE_CHECKING:
     import torch
 
-    from ehat.train.options import TrainDatasetOptions
+    from ehat.options.datasets import TrainDatasetOptions
 
 CHECK_MODES = ("header", "decode", "none")
 _LIST_LIMIT = 20

@@ -20,7 +20,7 @@ import torch
 from torch.nn import functional as F
 
 if TYPE_CHECKING:
-    from ehat.train.options import TrainingOptions
+    from ehat.options.train import TrainingOptions
 
 RESIZE_MODES = ("area", "bilinear", "bicubic")
 

@@ -195,7 +195,7 @@ class Trainer:
         if self._warn_later:
             self.log.warning(self._warn_later)
         if opt.val is not None:
-            from ehat.train.checks import metric_renames
+            from ehat.options.components import metric_renames
 
             for line in metric_renames(opt.val.metrics):
                 self.log.info(line)

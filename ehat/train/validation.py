@@ -13,8 +13,8 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from ehat.evaluation.inference import to_uint8
+from ehat.options.components import Metric
 from ehat.train import distributed as du
-from ehat.train.checks import Metric
 
 NIQE_BLOCK = 96
 """basicsr's calculate_niqe fits 96x96 blocks: with fewer than two it crashes (no covariance)."""
@@ -46,7 +46,7 @@ def compute_metrics(
                 crop = int(spec.args.get("crop_border", 0))
                 h, w = sr.shape[0] - 2 * crop, sr.shape[1] - 2 * crop
                 if (h // NIQE_BLOCK) * (w // NIQE_BLOCK) < 2:
-                    from ehat.train.options import OptionsError
+                    from ehat.options.schema import OptionsError
 
                     raise OptionsError(
                         f"val.metrics.{name}",

@@ -69,7 +69,7 @@ def test_unknown_option_is_named_with_a_suggestion(tmp_path, photo):
 
 def test_test_options_share_the_training_options_error_and_machinery():
     from ehat.errors import EhatError
-    from ehat.train import options
+    from ehat.options import schema as options
 
     assert OptionsError is options.OptionsError and issubclass(OptionsError, EhatError)
 

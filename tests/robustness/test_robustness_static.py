@@ -87,7 +87,7 @@ def _project_files() -> list[Path]:
 
 def test_the_scan_covers_the_package_scripts_and_entry_points():
     names = {f.relative_to(REPO_ROOT).as_posix() for f in _project_files()}
-    for expected in ("train.py", "test_demo.py", "ehat/checkpoints.py", "ehat/train/options.py"):
+    for expected in ("train.py", "test_demo.py", "ehat/checkpoints.py", "ehat/options/train.py"):
         assert expected in names
 
 

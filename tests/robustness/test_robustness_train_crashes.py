@@ -17,8 +17,8 @@ import pytest
 import torch
 import yaml
 
+from ehat.options.train import validate_options
 from ehat.train import state as st
-from ehat.train.options import validate_options
 from ehat.train.trainer import Trainer
 from tests.helpers import assert_same_tensors, make_data, tiny_options
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from ehat.train.options import validate_options
+from ehat.options.train import validate_options
 from ehat.train.trainer import Trainer
 from tests.helpers import make_data, tiny_options
 
@@ -24,7 +24,7 @@ RANK_SCRIPT = textwrap.dedent(
 
     import ehat  # noqa: F401
     from ehat.train import distributed as du
-    from ehat.train.options import load_options
+    from ehat.options.train import load_options
     from ehat.train.trainer import Trainer
 
     trainer = Trainer(load_options(sys.argv[1]), launcher="pytorch")

@@ -369,7 +369,8 @@ def test_test_py_checks_paths_before_building_and_leaves_no_log(tmp_path, data, 
 
 
 def test_force_yml_overrides_nested_keys_and_names_bad_entries(tmp_path):
-    from ehat.train.options import OptionsError, apply_force_yml
+    from ehat.options.schema import OptionsError
+    from ehat.options.yaml_files import apply_force_yml
 
     raw = {"train": {"total_iter": 5}, "name": "x"}
     out = apply_force_yml(

@@ -11,7 +11,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ehat.train.options import OptionsError, experiments_root, load_options, to_plain, validate_options
+from ehat.options.schema import OptionsError, to_plain
+from ehat.options.train import experiments_root, load_options, validate_options
 from tests.helpers import REPO_ROOT, make_data, tiny_options
 
 
@@ -414,7 +415,7 @@ def test_gan_loss_needs_a_gan_model_type(opt):
 
 
 def test_user_metric_named_like_a_builtin_is_renamed_and_said_once(opt):
-    from ehat.train.checks import metric_renames
+    from ehat.options.components import metric_renames
 
     opt["val"]["metrics"] = {
         "psnr": {"type": "calculate_psnr", "crop_border": 4, "test_y_channel": True},

@@ -47,7 +47,7 @@ def test_official_real_hat_file_runs(workdir, tmp_path, monkeypatch, capsys, gan
 def test_gan_losses_finite_and_resume_bit_exact(workdir, tmp_path, monkeypatch):
     """4 iterations straight vs 2 + resume + 2 (queue full from iteration 3 on): same losses, same
     generator, discriminator and EMA weights."""
-    from ehat.train.options import validate_options
+    from ehat.options.train import validate_options
     from ehat.train.real_trainer import RealTrainer
 
     monkeypatch.chdir(workdir)
@@ -83,7 +83,7 @@ def test_degradation_equals_basicsr_feed_data(workdir, monkeypatch, gan):
     from basicsr.utils import DiffJPEG, USMSharp
 
     from ehat.data.realesrgan_dataset import RealESRGANDataset
-    from ehat.train.options import validate_options
+    from ehat.options.train import validate_options
     from ehat.train.realesr import Degradation, PairQueue
 
     monkeypatch.chdir(workdir)  # the VGG file
@@ -113,11 +113,12 @@ def test_degradation_equals_basicsr_feed_data(workdir, monkeypatch, gan):
 
 
 def test_missing_vgg_weights_stop_before_training(tmp_path, monkeypatch, workdir):
-    from ehat.train import options
-    from ehat.train.options import OptionsError, validate_options
+    from ehat.options import online
+    from ehat.options.schema import OptionsError
+    from ehat.options.train import validate_options
 
     monkeypatch.chdir(tmp_path)  # no experiments/pretrained_models here
-    monkeypatch.setattr(options, "_vgg_downloadable", lambda url: False)
+    monkeypatch.setattr(online, "reachable", lambda url, timeout=3.0: False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
     with pytest.raises(OptionsError) as err:
         validate_options(real_options(workdir, gan=True))
@@ -128,7 +129,8 @@ def test_missing_vgg_weights_stop_before_training(tmp_path, monkeypatch, workdir
 
 
 def test_gan_keys_need_a_gan_model_type(workdir, monkeypatch):
-    from ehat.train.options import OptionsError, validate_options
+    from ehat.options.schema import OptionsError
+    from ehat.options.train import validate_options
 
     monkeypatch.chdir(workdir)
     opt = real_options(workdir, gan=True)

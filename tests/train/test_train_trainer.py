@@ -11,7 +11,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ehat.train.options import OptionsError, validate_options
+from ehat.options.schema import OptionsError
+from ehat.options.train import validate_options
 from ehat.train.trainer import NonFiniteError, Trainer
 from tests.helpers import assert_same_tensors, final_weights, make_data, tiny_options
 

@@ -1,19 +1,18 @@
-"""The machinery of typed option files: converters, per-key specs, and one validator for every section.
+"""The machinery of typed option files: per-key specs, and one validator for every section.
 
 An options class is a frozen, keyword-only dataclass whose fields are declared with :func:`option`
 (a value: converter, default, range, allowed values, doc) or :func:`section` (a nested options
 class). :func:`build` turns a parsed YAML mapping into an instance: unknown keys are refused with
-the closest key of the same section and kind, every value is converted and range-checked, defaults
-are filled, then the class's ``check(prefix)`` runs its cross-key rules. Every mistake is an
-:class:`OptionsError` naming the dotted key. The training and test option classes live in
-:mod:`ehat.train.options`; ``docs/options.md`` is generated from the same field specs.
+the closest key of the same section and kind, every value is converted (:mod:`ehat.options.converters`)
+and range-checked, defaults are filled, then the class's ``check(prefix)`` runs its cross-key rules.
+Every mistake is an :class:`OptionsError` naming the dotted key. ``docs/options.md`` is generated
+from the same field specs (:mod:`ehat.options.docs`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -24,18 +23,14 @@ __all__ = [
     "Component",
     "Field",
     "OptionsError",
-    "as_bool",
-    "as_float",
-    "as_int",
-    "as_str",
     "build",
-    "int_or_auto",
-    "list_of",
+    "describe",
+    "mapping",
     "option",
     "option_fields",
     "section",
-    "str_or_list",
     "to_plain",
+    "unknown_key",
 ]
 
 REQUIRED: Any = type("Required", (), {"__repr__": lambda self: "REQUIRED"})()
@@ -54,87 +49,10 @@ class OptionsError(EhatError):
         super().__init__(f"option '{key}': {message}")
 
 
-def _describe(value: Any) -> str:
+def describe(value: Any) -> str:
+    """``repr(value)`` cut to 60 characters, for messages."""
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
-
-
-# ------------------------------------------------------------------------------------ converters
-def converter(label: str, *types: type) -> Callable[[T], T]:
-    """Tag a converter with the type name the docs show and the Python types it can accept
-    (used to suggest only keys of the same kind for a typo)."""
-
-    def tag(fn: T) -> T:
-        fn.label = label  # type: ignore[attr-defined]
-        fn.types = types  # type: ignore[attr-defined]
-        return fn
-
-    return tag
-
-
-@converter("int", int, float)
-def as_int(value: Any, key: str) -> int:
-    """An int; integral floats such as YAML's ``!!float 5e3`` are accepted (BasicSR configs use them)."""
-    if isinstance(value, bool):
-        raise OptionsError(key, f"expected an integer, got the boolean {value}")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        return int(value)
-    raise OptionsError(key, f"expected an integer, got {_describe(value)}")
-
-
-@converter("float", int, float)
-def as_float(value: Any, key: str) -> float:
-    """A finite float (ints accepted)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise OptionsError(key, f"expected a number, got {_describe(value)}")
-    if not math.isfinite(value):
-        raise OptionsError(key, f"expected a finite number, got {value}")
-    return float(value)
-
-
-@converter("bool", bool)
-def as_bool(value: Any, key: str) -> bool:
-    if not isinstance(value, bool):
-        raise OptionsError(key, f"expected true or false, got {_describe(value)}")
-    return value
-
-
-@converter("str", str)
-def as_str(value: Any, key: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise OptionsError(key, f"expected a non-empty string, got {_describe(value)}")
-    return value
-
-
-def list_of(convert: Converter) -> Converter:
-    """A list whose items pass ``convert`` (a scalar is not promoted)."""
-
-    @converter(f"list[{getattr(convert, 'label', 'any')}]", list, tuple)
-    def check(value: Any, key: str) -> list:
-        if not isinstance(value, (list, tuple)):
-            raise OptionsError(key, f"expected a list, got {_describe(value)}")
-        return [convert(v, f"{key}[{i}]") for i, v in enumerate(value)]
-
-    return check
-
-
-@converter("str | list[str]", str, list, tuple)
-def str_or_list(value: Any, key: str) -> str | list[str]:
-    """A path or a list of paths (several folders concatenated)."""
-    if isinstance(value, (list, tuple)):
-        if not value:
-            raise OptionsError(key, "expected at least one path, got an empty list")
-        return list_of(as_str)(value, key)
-    return as_str(value, key)
-
-
-@converter("int | 'auto'", int, float, str)
-def int_or_auto(value: Any, key: str) -> int | str:
-    if value == "auto":
-        return "auto"
-    return as_int(value, key)
 
 
 # ------------------------------------------------------------------------------------ key specs
@@ -202,7 +120,7 @@ class Field:
         assert self.convert is not None
         out = self.convert(value, key, **{n: siblings[n] for n in self.needs})
         if self.choices and out not in self.choices:
-            raise OptionsError(key, f"{_describe(out)} is not one of {list(self.choices)}")
+            raise OptionsError(key, f"{describe(out)} is not one of {list(self.choices)}")
         for v in out if isinstance(out, list) else [out]:
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 if self.minimum is not None and v < self.minimum:
@@ -326,7 +244,3 @@ def to_plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [to_plain(v) for v in value]
     return value
-
-
-def choices_text(values: Iterable[Any]) -> str:
-    return ", ".join(repr(v) for v in values)
