@@ -196,7 +196,9 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
 def run_alternating(spec: dict[str, Any]) -> dict[str, Any]:
     """Inference of several implementations/variants in ONE process, one call of each in turn per
     round, so a busy machine slows all of them alike (``--alternate``). Per label: median and min
-    seconds; the process's peak memory is shared, so none is reported per label."""
+    seconds, and the process's CPU seconds per call (``cpu_s``: with OMP_NUM_THREADS=1, the work
+    itself, unaffected by other jobs taking the core); the process's peak memory is shared, so none
+    is reported per label."""
     from ehat.cpu_allocator import tune_malloc
 
     tune_malloc()
@@ -208,7 +210,7 @@ def run_alternating(spec: dict[str, Any]) -> dict[str, Any]:
     device = spec["device"]
     (h, w) = spec["size"]
     x = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(1)).to(device)
-    steps, times, firsts = {}, {}, {}
+    steps, times, firsts, cpu = {}, {}, {}, {}
     for item in spec["items"]:
         model = _build({**spec, **item}).to(device).eval()
         compile_model(model, item["compile"], dynamic=False)
@@ -218,19 +220,21 @@ def run_alternating(spec: dict[str, Any]) -> dict[str, Any]:
             with torch.inference_mode(), torch.autocast(device, dtype=dtype, enabled=dtype is not None):
                 return model(x)
 
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         y = step()
         _sync(device)
         firsts[item["label"]] = time.perf_counter() - t
+        cpu[item["label"]] = [time.process_time() - c]  # the first call's CPU time is kept
         torch.save(y.float().cpu(), item["out"])
         steps[item["label"]], times[item["label"]] = step, []
     for _ in range(spec["runs"]):
         for label, step in steps.items():
             _sync(device)
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             step()
             _sync(device)
             times[label].append(time.perf_counter() - t)
+            cpu[label].append(time.process_time() - c)
     return {
         label: {
             "median_s": statistics.median(ts),
@@ -238,6 +242,8 @@ def run_alternating(spec: dict[str, Any]) -> dict[str, Any]:
             "times_s": ts,
             "peak_mb": float("nan"),
             "first_call_s": firsts[label],
+            "cpu_s": cpu[label],
+            "median_cpu_s": statistics.median(cpu[label]),
         }
         for label, ts in times.items()
     }
@@ -461,6 +467,7 @@ def _format_row(row: dict[str, Any]) -> str:
             f"mem x{_fmt(r.get('memory_vs_reference'), '.2f')}  "
             f"{_fmt(r.get('share_of_bf16_peak', None) and 100 * r['share_of_bf16_peak'], '.1f')}% bf16 peak  "
             f"diff {_fmt(r.get('max_abs_diff'), '.1e')} rel {_fmt(r.get('rel_diff', r.get('rel_diff_vs_our_fp32')), '.1e')}"
+            + (f"  cpu {r['median_cpu_s']:.1f} s (all calls)" if "median_cpu_s" in r else "")
         )
     return "\n".join(lines)
 

@@ -51,7 +51,7 @@ from ehat.train.optim import (
     warmup_factor,
 )
 from ehat.train.options import OptionsError, TrainingOptions, experiments_root, options_device, to_plain
-from ehat.train.preflight import check_training_images
+from ehat.train.preflight import check_amp, check_training_images
 
 _MODEL_NAME = re.compile(r"^net_g_(\d+)\.pth$")
 _LOSS_NAMES = {"pixel_opt": "l_pix", "perceptual_opt": "l_percep"}
@@ -235,6 +235,7 @@ class Trainer:
         """Every optimizer of the run (a subclass adds its own): all are cleared when a step is skipped."""
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, None: None}[topt.amp]
         self.scaler = torch.amp.GradScaler(self.device.type) if topt.amp == "fp16" else None
+        check_amp(topt.amp, self.device, self.log)
         from basicsr.losses import build_loss
 
         self.losses = {

@@ -310,3 +310,15 @@ def test_training_amp_check_is_silent_on_a_native_cpu(native, caplog):
     with caplog.at_level(logging.WARNING):
         assert check_amp("bf16", CPU, logging.getLogger("ehat.test_cpu_precision")) is None
     assert caplog.records == []
+
+
+@pytest.mark.parametrize("amp", ["bf16", None])
+def test_training_start_says_once_that_the_cpu_emulates_bf16(tmp_path, emulating, amp):
+    from ehat.train.options import validate_options
+    from ehat.train.trainer import Trainer
+    from tests.helpers import make_data, tiny_options
+
+    opt = tiny_options(tmp_path, make_data(tmp_path / "data"), **{"train.amp": amp, "train.total_iter": 2})
+    out = Trainer(validate_options(opt)).run()
+    (log,) = out["root"].glob("train_tiny_*.log")
+    assert log.read_text().count("emulates bf16") == (1 if amp else 0)
