@@ -185,6 +185,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv else ""
+    if command == "upscale":  # before torch loads libgomp (ehat.cpu_inference)
+        from ehat.cpu_inference import passive_omp_wait
+
+        passive_omp_wait()
     try:
         if command in FORWARDS:
             return FORWARDS[command][0](argv[1:])

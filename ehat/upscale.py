@@ -169,6 +169,12 @@ def run_upscale(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     resolved = resolve_model(args.model)
     model = resolved.model.to(device)
+    if device.type == "cpu":  # docs/performance.md, small networks on CPU
+        from ehat.cpu_allocator import tune_malloc
+        from ehat.cpu_inference import to_cpu_layout
+
+        tune_malloc()
+        model = to_cpu_layout(model)
     for p in model.parameters():
         p.requires_grad_(False)
     opts = _settings(args, resolved, device)
