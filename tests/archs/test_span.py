@@ -192,20 +192,25 @@ def test_released_weights_equal_spandrel_on_set5_fused_and_unfused(shared_dir):
             assert (refused(x) - reference(x)).abs().max() <= 1e-5
 
 
-def _team_span_class(root: Path):
-    spec = importlib.util.spec_from_file_location("team00_SPAN", root / "models" / "team00_SPAN.py")
+def _team_span_class(path: Path, class_name: str):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.SPAN
+    return getattr(module, class_name)
 
 
 @pytest.mark.slow
-def test_released_weights_equal_the_challenges_own_model_file(shared_dir, monkeypatch):
-    """NTIRE 2026's ``models/team00_SPAN.py`` built as its test_demo.py does, on Set5 LR."""
-    root = os.environ.get("EHAT_NTIRE2026_ESR")
+@pytest.mark.parametrize(
+    ("env", "file", "class_name"),
+    [("EHAT_NTIRE2026_ESR", "team00_SPAN.py", "SPAN"), ("EHAT_NTIRE2024_ESR", "team38_SPAN.py", "SPAN30")],
+)
+def test_released_weights_equal_the_challenges_own_model_file(shared_dir, monkeypatch, env, file, class_name):
+    """The challenge's own model file (NTIRE 2026 baseline ``team00_SPAN.py``; NTIRE 2024 team 38's
+    ``team38_SPAN.py``) built as its test_demo.py does, on Set5 LR: the same uint8 output."""
+    root = os.environ.get(env)
     if not root:
-        pytest.skip("EHAT_NTIRE2026_ESR is not set (point it at a checkout of Amazingren/NTIRE2026_ESR)")
-    team_span = _team_span_class(Path(root))
+        pytest.skip(f"{env} is not set (point it at a checkout of Amazingren/{env.split('_')[1]}_ESR)")
+    team_span = _team_span_class(Path(root) / "models" / file, class_name)
     # Its constructor runs a CUDA forward (self.cuda()(torch.randn(...).cuda())): make .cuda() a no-op.
     monkeypatch.setattr(torch.nn.Module, "cuda", lambda self, *a, **k: self)
     monkeypatch.setattr(torch.Tensor, "cuda", lambda self, *a, **k: self)
