@@ -45,8 +45,8 @@ def _add_suffix(folder: Path, names: Sequence[str], suffix: str) -> None:
 
 def run_options(opt: TestOptions, results_root: str | os.PathLike = "results") -> dict[str, dict[str, float]]:
     """Evaluate every dataset of ``opt``; return {dataset name: {metric name: mean}}."""
-    from ehat.archs import build_network, descriptor_of, prepare_for_inference
-    from ehat.checkpoints import load_weights
+    from ehat.archs import descriptor_of, prepare_for_inference
+    from ehat.networks import build_from_options
 
     out_root = Path(results_root) / opt.name
     metrics = opt.val.metrics or DEFAULT_METRICS
@@ -59,16 +59,11 @@ def run_options(opt: TestOptions, results_root: str | os.PathLike = "results") -
         device = options_device(opt.num_gpu, opt.device)
         if opt.manual_seed is not None:
             torch.manual_seed(opt.manual_seed)
-        try:
-            model = build_network(dict(opt.network_g))
-        except ValueError as exc:  # a constructor refusing its arguments (the options checked their names)
-            raise OptionsError("network_g", f"cannot build the network: {exc}") from exc
-        weights = opt.path.pretrain_network_g
-        if weights:
-            report = load_weights(model, weights, opt.path.param_key_g, strict=opt.path.strict_load_g)
-            if not report.complete:
-                log.warning("path.pretrain_network_g: %s", report.summary())
-        else:
+        weights, paths = opt.path.pretrain_network_g, opt.path
+        model = build_from_options(
+            opt.network_g, weights, paths.param_key_g, strict=paths.strict_load_g, log=log
+        )
+        if not weights:
             log.warning("path.pretrain_network_g is not set: evaluating a randomly initialised network")
         model = prepare_for_inference(model.eval()).to(device)
         data_range = opt.data_range or descriptor_of(model).data_range

@@ -14,6 +14,7 @@ from ehat.options.common import MODEL_TYPES, WeightsPathOptions
 from ehat.options.converters import as_bool, as_float, as_int, as_str, converter, int_or_auto
 from ehat.options.network import check_network
 from ehat.options.paths import check_paths as _check_paths
+from ehat.options.probes import meta_network
 from ehat.options.schema import OptionsError, build, mapping, option, section
 from ehat.options.yaml_files import load_file
 
@@ -191,6 +192,7 @@ class TestOptions:
                 raise OptionsError(
                     f"val.metrics.{name}.crop_border", f"{m.crop_border} must equal scale ({self.scale})"
                 )
+        meta_network(self.network_g)  # the constructor's own checks, at load time
 
 
 def validate_test_options(opt: Any, *, check_paths: bool = True) -> TestOptions:

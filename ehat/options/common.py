@@ -9,6 +9,7 @@ import torch
 
 from ehat.device import DeviceError, resolve_device
 from ehat.options.converters import as_bool, as_str
+from ehat.options.distill import DISTILL_MODEL_TYPES
 from ehat.options.losses import GAN_MODEL_TYPES
 from ehat.options.schema import OptionsError, option
 
@@ -22,7 +23,7 @@ __all__ = [
 
 REAL_MODEL_TYPES = ("RealHATMSEModel", "RealEHATMSEModel", *GAN_MODEL_TYPES)
 """Real-world SR: LR made on the fly by second-order degradations (``ehat.train.realesr``)."""
-MODEL_TYPES = ("EHATModel", "SRModel", "HATModel", *REAL_MODEL_TYPES)
+MODEL_TYPES = ("EHATModel", "SRModel", "HATModel", *REAL_MODEL_TYPES, *DISTILL_MODEL_TYPES)
 """BasicSR's ``model_type`` values EHAT runs (EHATModel, SRModel and HATModel run the same loop)."""
 
 

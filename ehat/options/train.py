@@ -5,12 +5,14 @@
 :class:`~ehat.options.schema.OptionsError` naming the dotted key at fault. The sections live beside
 their concern: datasets (:mod:`ehat.options.datasets`), real-world keys
 (:mod:`ehat.options.degradations`), losses (:mod:`ehat.options.losses`), constructor arguments
-(:mod:`ehat.options.network`, :mod:`ehat.options.components`).
+(:mod:`ehat.options.network`, :mod:`ehat.options.components`), distillation
+(:mod:`ehat.options.distill`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -28,9 +30,11 @@ from ehat.options.components import (
 from ehat.options.converters import as_bool, as_compile_mode, as_float, as_int, as_str, int_or_auto, list_of
 from ehat.options.datasets import DatasetOptions, TrainDatasetOptions, check_datasets
 from ehat.options.degradations import RealWorldOptions, check_real_world
+from ehat.options.distill import DistillOptions, check_distill
 from ehat.options.losses import GAN_ONLY, LOSS_SLOTS, generator_slots
 from ehat.options.network import check_discriminator, check_network
 from ehat.options.paths import check_paths as _check_paths
+from ehat.options.probes import check_launcher, check_new_param_keys, check_resume_state, meta_network
 from ehat.options.registries import closest
 from ehat.options.schema import Component, OptionsError, build, option, section
 from ehat.options.yaml_files import load_file
@@ -77,6 +81,13 @@ class TrainPathOptions(WeightsPathOptions):
     )
     param_key_d: str = option(as_str, "auto", doc="entry of pretrain_network_d to load (params, or auto)")
     strict_load_d: bool = option(as_bool, True, doc="as strict_load_g, for the discriminator")
+    pretrain_network_t: str | None = option(
+        as_str, None, nullable=True, doc="the distillation teacher's weights (DistillModel; required there)"
+    )
+    param_key_t: str = option(
+        as_str, "auto", doc="entry of pretrain_network_t to load (params_ema, params, auto)"
+    )
+    strict_load_t: bool = option(as_bool, True, doc="as strict_load_g, for the teacher")
 
     resume_state: str | None = option(
         as_str, None, nullable=True, doc="training state to resume (see also --auto_resume)"
@@ -273,18 +284,30 @@ class TrainingOptions(RealWorldOptions):
         nullable=True,
         doc=f"the discriminator: a registered one (UNetDiscriminatorSN...) and its arguments ({GAN_ONLY})",
     )
+    network_t: dict[str, Any] | None = option(
+        check_network,
+        None,
+        nullable=True,
+        doc="the distillation teacher (DistillModel), as network_g; absent: the network pretrain_network_t describes",
+    )
+    distill: DistillOptions | None = section(
+        DistillOptions, nullable=True, doc="what the student learns from the teacher (DistillModel)"
+    )
     train: TrainOptions = section(TrainOptions, required=True, doc="the loop, optimizer, schedule, losses")
     val: ValOptions | None = section(ValOptions, nullable=True, doc="absent or null: no validation")
     logger: LoggerOptions = section(LoggerOptions, doc="console/file log, checkpoints, TensorBoard, wandb")
     dist_params: DistParamsOptions = section(DistParamsOptions, doc="multi-GPU process group")
 
     def check(self, prefix: str) -> None:
-        """At least one loss; real-world and GAN keys only with
+        """At least one loss; distillation keys only with DistillModel; real-world and GAN keys only with
         their model types, and all of them there (:func:`~ehat.options.degradations.check_real_world`)."""
-        if not self.train.losses:
+        if not self.train.losses and self.distill is None:
             keys = [s.key for s in generator_slots()]
             raise OptionsError(f"train.{keys[0]}", f"at least one loss ({' or '.join(keys)}) is required")
+        check_distill(self)
         check_real_world(self)
+        net = meta_network(self.network_g)  # the constructor's own checks, at load time
+        check_new_param_keys(net, self.train.new_param_keys, self.train.new_param_lr)
 
     @property
     def train_set(self) -> TrainDatasetOptions:
@@ -300,25 +323,32 @@ class TrainingOptions(RealWorldOptions):
         return {k: v for k, v in self.datasets.items() if k.startswith("val")}
 
 
-def validate_options(opt: Any, *, check_paths: bool = True) -> TrainingOptions:
+def validate_options(opt: Any, *, check_paths: bool = True, launcher: str | None = None) -> TrainingOptions:
     """Validate a parsed training option mapping into :class:`TrainingOptions` (defaults filled).
 
     ``check_paths``: also require dataset folders, meta-info files, ``path.pretrain_network_g`` /
-    ``pretrain_network_d``, ``path.resume_state`` and the perceptual loss's VGG weights to exist (turn off to check a config written for another machine).
-    Raises :class:`OptionsError` naming the key.
+    ``pretrain_network_d``, ``path.resume_state`` and the perceptual loss's VGG weights to exist (turn off to check a config written for another machine),
+    and a GAN run's resume state to hold a discriminator. ``launcher``: train.py's ``--launcher``, which
+    ``dist`` must agree with (None: not checked). Raises :class:`OptionsError` naming the key.
     """
     out = build(TrainingOptions, opt, "")
+    check_launcher(out.dist, out.num_gpu, launcher)
     if check_paths:
         _check_paths(out)
+        check_resume_state(out.path.resume_state, out.network_d is not None)
     return out
 
 
 def load_options(
-    path: str | os.PathLike, *, check_paths: bool = True, force_yml: Sequence[str] = ()
+    path: str | os.PathLike,
+    *,
+    check_paths: bool = True,
+    force_yml: Sequence[str] = (),
+    launcher: str | None = None,
 ) -> TrainingOptions:
     """Read a YAML training option file with ``yaml.safe_load``, apply ``--force_yml`` entries
     (:func:`ehat.options.yaml_files.apply_force_yml`) and validate it (:func:`validate_options`)."""
-    return load_file(path, validate_options, check_paths, force_yml)
+    return load_file(path, functools.partial(validate_options, launcher=launcher), check_paths, force_yml)
 
 
 def experiments_root(opt: TrainingOptions) -> Path:

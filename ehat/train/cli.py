@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = parse_args(argv)
     try:
-        opt = load_options(args.opt, force_yml=args.force_yml)
+        opt = load_options(args.opt, force_yml=args.force_yml, launcher=args.launcher)
         trainer_class(opt)(opt, launcher=args.launcher, auto_resume=args.auto_resume).run()
     except TrainingInterrupted as exc:
         print(exc, file=sys.stderr)

@@ -59,7 +59,7 @@ def test_validation_is_idempotent(opt):
         ("datasets.train", "batch_size_per_gpus", "batch_size_per_gpu"),
         ("train.optim_g", "betas1", "betas"),
         ("network_g", "num_feats", "num_feat"),
-        ("path", "pretrain_network", "pretrain_network_g"),
+        ("path", "pretrain_netwrok_g", "pretrain_network_g"),
     ],
 )
 def test_typo_is_rejected_with_the_closest_key(opt, section, typo, suggestion):
@@ -468,6 +468,57 @@ def test_options_error_is_an_ehat_error():
 def test_folder_given_as_pretrained_weights_says_it_is_a_folder(opt, tmp_path):
     opt["path"]["pretrain_network_g"] = str(tmp_path)
     reject(opt, "path.pretrain_network_g", contains="is a folder")
+
+
+# ------------------------------------------------------------------------------ checks the trainer made
+def test_dist_that_disagrees_with_the_launcher_is_refused_at_load(opt):
+    """Raised by the trainer after building the network and the data before; now where options are read."""
+    opt["dist"] = True
+    with pytest.raises(OptionsError) as info:
+        validate_options(opt, launcher="none")
+    assert info.value.key == "dist" and "is true but train.py runs with --launcher none" in str(info.value)
+    assert validate_options(opt, launcher="pytorch").dist is True
+    assert validate_options(opt).dist is True  # launcher not known (a config checked elsewhere)
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_num_gpu_this_machine_lacks_is_refused_at_load(opt):
+    opt["num_gpu"] = 1
+    with pytest.raises(OptionsError) as info:
+        validate_options(opt, launcher="none")
+    assert info.value.key == "num_gpu" and "set num_gpu: 0" in str(info.value)
+    assert validate_options(opt).num_gpu == 1  # launcher not known: the device is not resolved
+
+
+def test_network_whose_constructor_refuses_its_arguments_is_refused_at_load(opt):
+    """The names and types pass the signature check; EHAT's constructor refuses the value (ValueError)."""
+    opt["network_g"] = {"type": "ehat_tiny", "dual_attention": "everywhere"}
+    reject(opt, "network_g", contains="cannot build the network: dual_attention must be one of")
+
+
+def test_new_param_keys_matching_no_parameter_are_refused_at_load(opt):
+    """SRVGGNetCompact has no BSA / DANet parameters: nothing would get train.new_param_lr."""
+    opt["train"]["new_param_lr"] = 1e-2
+    reject(opt, "train.new_param_keys", contains="no parameter name contains any of ['branch_weights'")
+    opt["train"]["new_param_keys"] = ["body.0"]
+    assert validate_options(opt).train.new_param_keys == ["body.0"]
+
+
+def test_gan_resume_state_without_a_discriminator_is_refused_at_load(opt, tmp_path):
+    """A real-world GAN run on the datasets' LR (no degradation keys, no VGG) resuming a state file."""
+    import torch
+
+    opt.update(model_type="RealHATGANModel", high_order_degradation=False, gt_size=32, queue_size=4)
+    opt["network_d"] = {"type": "UNetDiscriminatorSN", "num_in_ch": 3, "num_feat": 8}
+    opt["train"]["optim_d"] = {"type": "Adam", "lr": 1e-4}
+    opt["train"]["gan_opt"] = {"type": "GANLoss", "gan_type": "vanilla", "loss_weight": 0.1}
+    state = tmp_path / "2.state"
+    torch.save({"iter": 2, "net": {}}, state)
+    opt["path"]["resume_state"] = str(state)
+    reject(opt, "path.resume_state", contains="holds no discriminator")
+    assert validate_options(opt, check_paths=False).path.resume_state == str(state)  # the file is not read
+    torch.save({"iter": 2, "net": {}, "net_d": {}}, state)
+    assert validate_options(opt).path.resume_state == str(state)
 
 
 # ------------------------------------------------------------------------------ train.py errors
