@@ -19,8 +19,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ehat.networks import build_from_options
+from ehat.options.distill import DISTILL_MODEL_TYPES
 from ehat.train import optim
+from ehat.train.distill import DistillTrainer
 from ehat.train.options import GAN_MODEL_TYPES, REAL_MODEL_TYPES, OptionsError, TrainingOptions
 from ehat.train.realesr import Degradation, PairQueue
 from ehat.train.trainer import Trainer
@@ -54,15 +55,7 @@ class RealTrainer(Trainer):
         from basicsr.losses import build_loss
 
         assert opt.network_d is not None and topt.optim_d is not None and topt.gan_opt is not None
-        paths = opt.path
-        self.net_d = build_from_options(
-            opt.network_d,
-            paths.pretrain_network_d,
-            paths.param_key_d,
-            strict=paths.strict_load_d,
-            role="d",
-            log=self.log,
-        ).to(self.device)
+        self.net_d = self._build_network("d").to(self.device)
         self.optimizer_d = optim.build_optimizer(self.net_d, topt, key="optim_d")
         self.scheduler_d = optim.build_scheduler(self.optimizer_d, topt)
         self.optimizers.append(self.optimizer_d)
@@ -201,7 +194,10 @@ class RealTrainer(Trainer):
 
 
 def trainer_class(opt: TrainingOptions) -> type[Trainer]:
-    """The loop for ``opt.model_type``: :class:`RealTrainer` for the real-world types, else Trainer."""
+    """The loop for ``opt.model_type``: :class:`RealTrainer` for the real-world types,
+    :class:`~ehat.train.distill.DistillTrainer` for distillation, else Trainer."""
+    if opt.model_type in DISTILL_MODEL_TYPES:
+        return DistillTrainer
     return RealTrainer if opt.model_type in REAL_MODEL_TYPES else Trainer
 
 

@@ -161,13 +161,16 @@ class Trainer:
         np.random.seed(s)
         torch.manual_seed(s)
 
-    def _build_network(self) -> nn.Module:
+    def _build_network(self, role: str = "g") -> nn.Module:
+        """``network_<role>`` with ``path.pretrain_network_<role>`` (``param_key_<role>``,
+        ``strict_load_<role>``) loaded: the generator ``g``, or a subclass's ``d`` / ``t``."""
         paths = self.opt.path
         return build_from_options(
-            self.opt.network_g,
-            paths.pretrain_network_g,
-            paths.param_key_g,
-            strict=paths.strict_load_g,
+            getattr(self.opt, f"network_{role}"),
+            getattr(paths, f"pretrain_network_{role}"),
+            getattr(paths, f"param_key_{role}"),
+            strict=getattr(paths, f"strict_load_{role}"),
+            role=role,
             log=self.log,
         )
 
