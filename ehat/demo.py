@@ -25,8 +25,8 @@ import numpy as np
 
 from ehat.data.image_io import read_image_uint8, write_image
 from ehat.data.transforms import bicubic_downsample, modcrop
-from ehat.evaluation.visualize import BICUBIC_LABEL, bicubic_upscale, detail_crop, picture_size
-from ehat.evaluation.visualize import comparison_picture as _draw
+from ehat.imaging.visualize import BICUBIC_LABEL, bicubic_upscale, detail_crop, picture_size
+from ehat.imaging.visualize import comparison_picture as _draw
 
 VALID_HR_DIR = "DIV2K_LSDIR_valid_HR"
 VALID_LR_DIR = "DIV2K_LSDIR_valid_LR"
@@ -173,7 +173,7 @@ def load_demo_images(hr_dir: str, lr_dir: str, sr_dir: str, scale: int = 4) -> l
     ``DIV2K_LSDIR_valid_HR/LR``) with the SR images in ``sr_dir`` (``<name>.png``, as test_demo.py
     writes them); bicubic upscaling and every metric are computed here."""
     from ehat.data.pairing import find_pairs
-    from ehat.evaluation.metrics import image_metrics
+    from ehat.imaging.metrics import image_metrics
 
     out = []
     for pair in find_pairs(hr_dir, lr_dir, scale):
@@ -215,7 +215,7 @@ def comparison_table(images: list[DemoImage]) -> str:
 def comparison_picture(images: list[DemoImage], crop: int = 128, zoom: int = 2) -> np.ndarray:
     """uint8 RGB picture, one row per image: MATLAB bicubic | EHAT | HR crops (``crop`` HR pixels at the
     most textured window, enlarged ``zoom`` x with nearest neighbour), each under a label with its PSNR;
-    drawn by :func:`ehat.evaluation.visualize.comparison_picture`."""
+    drawn by :func:`ehat.imaging.visualize.comparison_picture`."""
     rows = [
         [
             (im.bicubic, f"{BICUBIC_LABEL} {im.bicubic_metrics['psnr']:.2f} dB"),

@@ -113,7 +113,7 @@ def encode(img: np.ndarray, ext: str) -> bytes:
 
 def _settings(args: argparse.Namespace, resolved: Any, device: torch.device):  # noqa: ANN202
     from ehat.evaluation.protocol import EvalOptions
-    from ehat.evaluation.tiling import TilePolicy
+    from ehat.imaging.tiling import TilePolicy
     from ehat.precision import resolve_precision, warn_if_emulated
 
     precision = resolve_precision(

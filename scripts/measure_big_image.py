@@ -19,7 +19,7 @@ import ehat  # noqa: F401
 from ehat.archs import create_model
 from ehat.evaluation import memory_model as mm
 from ehat.evaluation.memory import available_bytes, measure_peak_growth, read_status_kib
-from ehat.evaluation.tiling import forward_tiled, tile_starts
+from ehat.imaging.tiling import forward_tiled, tile_starts
 
 
 def main() -> None:

@@ -19,8 +19,10 @@ from pathlib import Path
 
 import torch
 
+from ehat.archs import descriptor_of, prepare_for_inference
 from ehat.errors import EhatError
 from ehat.evaluation.protocol import EvalOptions, evaluate_set, file_logger, list_set, set_summary
+from ehat.networks import build_from_options
 from ehat.options.benchmark import TestMetricOptions, TestOptions, load_test_options
 from ehat.options.common import options_device
 from ehat.options.schema import OptionsError
@@ -45,9 +47,6 @@ def _add_suffix(folder: Path, names: Sequence[str], suffix: str) -> None:
 
 def run_options(opt: TestOptions, results_root: str | os.PathLike = "results") -> dict[str, dict[str, float]]:
     """Evaluate every dataset of ``opt``; return {dataset name: {metric name: mean}}."""
-    from ehat.archs import descriptor_of, prepare_for_inference
-    from ehat.networks import build_from_options
-
     out_root = Path(results_root) / opt.name
     metrics = opt.val.metrics or DEFAULT_METRICS
     fields = {key: m.field for key, m in metrics.items()}

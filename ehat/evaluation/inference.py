@@ -2,8 +2,8 @@
 tiles) and the retry with smaller tiles after an out-of-memory error.
 
 Images are ``(H, W, 3)`` uint8 RGB; tensors are ``(1, 3, H, W)`` float32 in ``[0, data_range]``
-(1 for [0, 1] models, 255 for [0, 255] ones such as RLFN). This module is the one home of the
-tensor <-> uint8 conversions of evaluation.
+(1 for [0, 1] models, 255 for [0, 255] ones such as RLFN); the conversions are
+:mod:`ehat.imaging.convert`'s.
 """
 
 from __future__ import annotations
@@ -13,12 +13,11 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
-import numpy as np
 import torch
 
 from ehat.evaluation.ensemble import self_ensemble
 from ehat.evaluation.runtime import Timing, timed
-from ehat.evaluation.tiling import TilePolicy, describe_tile, forward_tiled
+from ehat.imaging.tiling import TilePolicy, describe_tile, forward_tiled
 
 __all__ = [
     "OOM_TILES",
@@ -29,29 +28,11 @@ __all__ = [
     "infer",
     "is_out_of_memory",
     "make_forward",
-    "to_tensor",
-    "to_uint8",
 ]
 
 OOM_TILES = (512, 256, 128, 64)  # tile sides tried, largest first, after an out-of-memory error
 PRECISIONS = ("fp32", "bf16", "fp16")
 Forward = Callable[[torch.Tensor], torch.Tensor]
-
-
-def to_tensor(img_uint8: np.ndarray, data_range: float, device: torch.device) -> torch.Tensor:
-    """(H, W, 3) uint8 RGB -> (1, 3, H, W) float32 in [0, data_range] on ``device``."""
-    x = torch.from_numpy(np.ascontiguousarray(img_uint8)).permute(2, 0, 1).float()
-    return x.mul_(data_range / 255.0).unsqueeze(0).to(device)
-
-
-def to_uint8(y: torch.Tensor, data_range: float) -> np.ndarray:
-    """(1, 3, H, W) or (3, H, W) in [0, data_range] -> (H, W, 3) uint8 RGB (clamped, then rounded: the
-    challenge's conversion)."""
-    y = y.detach()
-    if y.dim() == 4:
-        y = y[0]
-    y = y.float().clamp(0, data_range).mul_(255.0 / data_range).round_()
-    return y.byte().permute(1, 2, 0).cpu().numpy()
 
 
 class RunSettings(Protocol):

@@ -8,7 +8,7 @@ forwards, each measured with :func:`ehat.evaluation.memory.measure_peak_growth` 
 growth; CUDA: ``max_memory_allocated`` growth). ``c`` stays 0 unless the largest probe lies well
 above the line through the others (a whole-map attention without a fused kernel would do that).
 
-:func:`choose_tile` then adds what :func:`ehat.evaluation.tiling.forward_tiled` keeps for the
+:func:`choose_tile` then adds what :func:`ehat.imaging.tiling.forward_tiled` keeps for the
 whole image (input, blended output, weight map) and returns the largest window-multiple tile
 whose prediction, times a safety margin, stays within the budget; None when the whole image fits.
 Fits are cached in a JSON file per (model config, device, precision, probe sizes).

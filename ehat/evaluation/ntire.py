@@ -52,7 +52,7 @@ from ehat.evaluation.reporting import (
 )
 from ehat.evaluation.score import log_score, score_step
 from ehat.evaluation.sets import EvalSet, ImageItem, find_sets, lossy_warning, resolve_items
-from ehat.evaluation.tiling import TileChooser, TilePolicy
+from ehat.imaging.tiling import TileChooser, TilePolicy
 
 LOGGER_NAME = "NTIRE2024-EfficientSR"
 SCALE = 4  # the challenge's SR factor

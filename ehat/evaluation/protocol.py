@@ -2,8 +2,8 @@
 
 :func:`evaluate_set` runs a model over one set of LR images (with HR when present): timed inference
 (:mod:`ehat.evaluation.inference`: tiles, self-ensemble, autocast, out-of-memory retry), the
-challenge's PSNR plus PSNR-Y / SSIM-Y (:mod:`ehat.evaluation.metrics`), SR PNGs, side-by-side
-crops (:mod:`ehat.evaluation.visualize`) and a per-image CSV (:mod:`ehat.evaluation.reporting`).
+challenge's PSNR plus PSNR-Y / SSIM-Y (:mod:`ehat.imaging.metrics`), SR PNGs, side-by-side
+crops (:mod:`ehat.imaging.visualize`) and a per-image CSV (:mod:`ehat.evaluation.reporting`).
 A bad image is logged and skipped; the rest is still evaluated.
 
 Where the other steps live: finding sets in :mod:`ehat.evaluation.sets`, results files and the
@@ -23,13 +23,14 @@ import torch
 from torch import nn
 
 from ehat.evaluation.errors import EvalError
-from ehat.evaluation.inference import PRECISIONS, infer, to_tensor, to_uint8
+from ehat.evaluation.inference import PRECISIONS, infer
 from ehat.evaluation.memory import PeakMemory
-from ehat.evaluation.metrics import image_metrics
 from ehat.evaluation.reporting import ImageResult, SetResult, file_logger, image_line, set_summary, write_csv
 from ehat.evaluation.runtime import describe_mode
 from ehat.evaluation.sets import ImageItem, list_set
-from ehat.evaluation.tiling import TilePolicy
+from ehat.imaging.convert import to_tensor, to_uint8
+from ehat.imaging.metrics import image_metrics
+from ehat.imaging.tiling import TilePolicy
 
 __all__ = [
     "EvalError",
@@ -139,7 +140,7 @@ def evaluate_set(
     left out of the averages; the others are still evaluated.
     """
     from ehat.data.image_io import ImageReadError, read_image_uint8, write_image
-    from ehat.evaluation.visualize import save_side_by_side
+    from ehat.imaging.visualize import save_side_by_side
 
     save_dir = Path(save_dir)
     result = SetResult(mode, runtime_mode=describe_mode(opts.warmup, opts.repeat))

@@ -297,7 +297,7 @@ def measure_baseline(
     """
     from ehat.evaluation.complexity import cached_complexity
     from ehat.evaluation.protocol import evaluate_set
-    from ehat.evaluation.tiling import TilePolicy
+    from ehat.imaging.tiling import TilePolicy
     from ehat.zoo import REPO_ROOT, build_model, get_spec
 
     rules = challenge_year(year)

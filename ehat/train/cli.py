@@ -6,6 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from ehat.errors import EhatError
+
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
@@ -35,8 +37,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions a user's mistake or machine causes, printed as one line without a traceback:
     :class:`~ehat.errors.EhatError` and ``OSError`` (never ``ValueError`` as a whole)."""
-    from ehat.errors import EhatError
-
     return (EhatError, OSError)
 
 
@@ -47,6 +47,7 @@ def entry(argv: Sequence[str] | None = None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run training; returns the process exit code (0 done, 1 error, 128+signal when interrupted)."""
+    # deliberately lazy: `ehat train --help` and train.py's argument errors answer before torch loads
     import ehat  # noqa: F401  (torchvision alias for basicsr, registries)
     from ehat.options.train import load_options
     from ehat.train import distributed as du

@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING
 from torch.utils.data import ConcatDataset, Dataset
 
 from ehat.data.image_io import ImageReadError, decode_image, read_bytes, read_image_size
+from ehat.data.paired_dataset import MultiRootPairedDataset
 from ehat.data.pairing import DatasetError
+from ehat.precision import warn_if_emulated
 
 if TYPE_CHECKING:
     import torch
@@ -37,8 +39,6 @@ _LIST_LIMIT = 20
 
 def _pairs(dataset: Dataset) -> Iterator[tuple[str, str | None]] | None:
     """(HR path, LR path or None) of every pair of a folder dataset; None when it cannot be listed."""
-    from ehat.data.paired_dataset import MultiRootPairedDataset
-
     if isinstance(dataset, MultiRootPairedDataset):
         if any(s.backend != "disk" for s in dataset.sources):
             return None
@@ -124,6 +124,4 @@ def check_training_images(
 def check_amp(amp: str | None, device: torch.device, log: logging.Logger) -> str | None:
     """Say once, in one line, when ``train.amp`` (bf16/fp16) is emulated on ``device`` (a CPU without
     AVX512-BF16/AMX: tens of times slower than fp32; :mod:`ehat.precision`). Returns what was said."""
-    from ehat.precision import warn_if_emulated
-
     return warn_if_emulated(amp or "fp32", device, "train.amp: null (fp32)", log.warning)

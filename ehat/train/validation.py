@@ -12,8 +12,13 @@ from torch import nn
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from ehat.evaluation.inference import to_uint8
+from ehat.data.image_io import write_image
+from ehat.imaging.convert import to_uint8
+from ehat.imaging.metrics import image_metrics
+from ehat.imaging.tiling import forward_tiled
+from ehat.imaging.visualize import side_by_side as labelled_row
 from ehat.options.components import Metric
+from ehat.options.schema import OptionsError
 from ehat.train import distributed as du
 
 NIQE_BLOCK = 96
@@ -21,10 +26,8 @@ NIQE_BLOCK = 96
 
 
 def side_by_side(lq: np.ndarray, sr: np.ndarray, hr: np.ndarray | None, scale: int) -> np.ndarray:
-    """The evaluation's labelled ``MATLAB bicubic | SR | HR`` row (:func:`ehat.evaluation.visualize.side_by_side`)
+    """The evaluation's labelled ``MATLAB bicubic | SR | HR`` row (:func:`ehat.imaging.visualize.side_by_side`)
     over the largest centred square of the SR image, for TensorBoard. (H, W, 3) uint8 in and out."""
-    from ehat.evaluation.visualize import side_by_side as labelled_row
-
     return labelled_row(lq, sr, hr, scale, crop=min(sr.shape[:2]))
 
 
@@ -34,8 +37,6 @@ def compute_metrics(
     """The evaluation's metrics (``psnr`` RGB, ``psnr_y``, ``ssim_y``) plus ``val.metrics`` entries
     computed by basicsr on BGR images (as BasicSR's SRModel does); the options refuse entries named
     like a built-in one."""
-    from ehat.evaluation.metrics import image_metrics
-
     out = {k: float(v) for k, v in image_metrics(sr, hr, scale=scale).items()}
     if extra:
         from basicsr.metrics import calculate_metric
@@ -46,8 +47,6 @@ def compute_metrics(
                 crop = int(spec.args.get("crop_border", 0))
                 h, w = sr.shape[0] - 2 * crop, sr.shape[1] - 2 * crop
                 if (h // NIQE_BLOCK) * (w // NIQE_BLOCK) < 2:
-                    from ehat.options.schema import OptionsError
-
                     raise OptionsError(
                         f"val.metrics.{name}",
                         f"NIQE needs at least two {NIQE_BLOCK}x{NIQE_BLOCK} blocks of output pixels, but an output is "
@@ -79,8 +78,6 @@ def validate(
     image there as ``<name><suffix>.png`` (rank-local shards). ``on_image(index, name, sr, lq, hr)`` (uint8 HWC) is
     called on every image (TensorBoard samples). Every rank must call this (collective reduction).
     """
-    from ehat.evaluation.tiling import forward_tiled
-
     was_training = model.training
     model.eval()
     indices = range(du.rank(), len(dataset), du.world_size())
@@ -97,8 +94,6 @@ def validate(
         count += 1
         name = Path(str(item.get("lq_path", f"{i:04d}"))).stem
         if save_dir is not None:
-            from ehat.data.image_io import write_image
-
             save_dir.mkdir(parents=True, exist_ok=True)
             write_image(save_dir / f"{name}{suffix}.png", sr_u8)
         if on_image is not None:

@@ -17,7 +17,7 @@ from ehat.archs import create_model, detect_network, preset_config, pretrained_w
 from ehat.archs.descriptor import StateDictError
 from ehat.archs.efdn_arch import EFDN, efdn_config_from_state_dict
 from ehat.data.image_io import read_image_uint8
-from ehat.evaluation.inference import to_tensor, to_uint8
+from ehat.imaging.convert import to_tensor, to_uint8
 
 
 def _checkout() -> Path:

@@ -20,7 +20,7 @@ from ehat.archs import preset_config
 from ehat.archs.descriptor import StateDictError
 from ehat.archs.span_arch import SPAN, Conv3XC, drop_stale_eval_convs, span_config_from_state_dict
 from ehat.data.image_io import read_image_uint8
-from ehat.evaluation.inference import to_tensor, to_uint8
+from ehat.imaging.convert import to_tensor, to_uint8
 
 spandrel_span = pytest.importorskip("spandrel.architectures.SPAN")
 

@@ -11,7 +11,7 @@ from ehat.archs import build_network
 from ehat.archs.rlfn_arch import RLFN
 from ehat.data.image_io import write_image
 from ehat.evaluation.benchmark import OptionsError, load_test_options, main, run_options
-from ehat.evaluation.metrics import image_metrics
+from ehat.imaging.metrics import image_metrics
 from tests.helpers import REPO_ROOT
 
 OPTIONS = sorted((REPO_ROOT / "options" / "test").glob("*.yml"))

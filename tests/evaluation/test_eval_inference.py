@@ -11,9 +11,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ehat.evaluation.inference import infer, to_tensor, to_uint8
+from ehat.evaluation.inference import infer
 from ehat.evaluation.protocol import EvalOptions
-from ehat.evaluation.tiling import TilePolicy
+from ehat.imaging.convert import to_tensor, to_uint8
+from ehat.imaging.tiling import TilePolicy
 
 CPU = torch.device("cpu")
 

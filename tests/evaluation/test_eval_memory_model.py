@@ -13,7 +13,7 @@ from torch import nn
 from ehat.archs import create_model
 from ehat.evaluation import memory_model as mm
 from ehat.evaluation.memory import MemoryMeasureError, available_bytes, measure_peak_growth
-from ehat.evaluation.tiling import forward_tiled
+from ehat.imaging.tiling import forward_tiled
 from tests.helpers import matlab_bicubic
 
 CPU = torch.device("cpu")

@@ -11,7 +11,7 @@ from scipy.signal import convolve2d
 
 from ehat.data.image_io import read_image_uint8
 from ehat.data.transforms import modcrop
-from ehat.evaluation.metrics import image_metrics
+from ehat.imaging.metrics import image_metrics
 
 
 # ---- independent implementations of the formulas (NTIRE 2024 ESR utils_image / BasicSR conventions)

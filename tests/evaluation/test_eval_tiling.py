@@ -9,9 +9,9 @@ import torch.nn.functional as F
 
 from ehat.archs import create_model
 from ehat.data.image_io import read_image_uint8
-from ehat.evaluation.inference import to_tensor, to_uint8
-from ehat.evaluation.metrics import image_metrics
-from ehat.evaluation.tiling import forward_tiled, tile_starts
+from ehat.imaging.convert import to_tensor, to_uint8
+from ehat.imaging.metrics import image_metrics
+from ehat.imaging.tiling import forward_tiled, tile_starts
 
 
 @pytest.mark.parametrize(("size", "tile", "overlap"), [(100, 32, 8), (64, 32, 0), (33, 32, 31), (10, 32, 8)])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ehat.evaluation.visualize import (
+from ehat.imaging.visualize import (
     GAP,
     LABEL_HEIGHT,
     bicubic_upscale,

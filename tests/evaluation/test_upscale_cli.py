@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from ehat.cli import main
-from ehat.evaluation.tiling import forward_tiled
+from ehat.imaging.tiling import forward_tiled
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "model_zoo" / "ehat_tiny_demo_x4.pth"
