@@ -93,7 +93,9 @@ def _submission(args: argparse.Namespace) -> int:
     from ehat.export.submission import write_submission
 
     resolved = resolve_model(args.model)
-    package = write_submission(resolved, args.out, team_id=args.team_id, name=args.name, force=args.force)
+    package = write_submission(
+        resolved, args.out, team_id=args.team_id, name=args.name, force=args.force, year=args.year
+    )
     print(package.summary())
     return 0
 
@@ -157,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--out", required=True, help="folder to write models/ and model_zoo/ into")
     sm.add_argument("--name", default="EHAT", help="the model's name in the file names (default EHAT)")
     sm.add_argument("--force", action="store_true", help="overwrite existing package files")
+    sm.add_argument("--year", type=int, choices=(2024, 2025, 2026), default=2024,
+                    help="the challenge's test_demo.py to write for: its select_model branch form and file "
+                         "names (default 2024)")  # fmt: skip
     sm.set_defaults(run=_submission)
 
     sc = sub.add_parser(

@@ -81,72 +81,81 @@ def alias(
     )
 
 
-ZOO: Mapping[int, ModelSpec] = MappingProxyType(
-    {
-        spec.model_id: spec
-        for spec in (
-            alias(
-                0,
-                "00_RLFN_baseline",
-                "rlfn_ntire",
-                "ntire",
-                "NTIRE 2024 ESR baseline RLFN (team00_rlfn.pth == rlfn_ntire_x4.pth), [0, 255]",
-                weights="model_zoo/team00_rlfn.pth",  # the challenge repository's file name
-            ),
-            alias(
-                35,
-                "35_EHAT_L",
-                "ehat_l",
-                "skdaddys",
-                "EHAT-L, team SKDADDYS (NTIRE 2024 ESR): HAT-L + branch self-attention, [0, 1]",
-            ),
-            alias(
-                38,
-                "38_SPAN",
-                "span_ntire",
-                "ntire",
-                "SPAN, team XiaomiMM (NTIRE 2024 ESR winner), fused 28-channel release, [0, 1]",
-                weights="model_zoo/team38_span_ch28_slim.pth",  # the 2024 repository's name for the same bytes
-            ),
-            alias(
-                100,
-                "100_HAT_L",
-                "hat_l",
-                "imagenet",
-                "HAT-L x4, official ImageNet-pretrained weights (the team's mirror, preHAT_L_x4.pth), [0, 1]",
-            ),
-            alias(
-                101,
-                "101_RLFN_x4",
-                "rlfn",
-                "paper",
-                "RLFN x4 paper model (rlfn_x4.pth, 52 channels, 6 blocks), [0, 255]",
-            ),
-            alias(
-                102,
-                "102_EHAT_tiny_demo",
-                "ehat_tiny",
-                "demo",
-                "EHAT-tiny quick-start model shipped in model_zoo/ (trained offline on scikit-image photos by "
-                "options/train/train_EHAT-tiny_SRx4_CPU_quickstart.yml), [0, 1]",
-            ),
-            alias(
-                103,
-                "103_SPAN_baseline_2026",
-                "span_ntire",
-                "ntire",
-                "NTIRE 2026 ESR baseline SPAN (team00_SPAN.pth, byte-identical to 2024 team 38's), [0, 1]",
-            ),
-            alias(
-                104,
-                "104_EFDN_baseline_2025",
-                "efdn",
-                "ntire",
-                "NTIRE 2025 ESR baseline EFDN (team00_EFDN.pth, deployed form), [0, 1]",
-            ),
-        )
-    }
-)
+_ZOO: dict[int, ModelSpec] = {
+    spec.model_id: spec
+    for spec in (
+        alias(
+            0,
+            "00_RLFN_baseline",
+            "rlfn_ntire",
+            "ntire",
+            "NTIRE 2024 ESR baseline RLFN (team00_rlfn.pth == rlfn_ntire_x4.pth), [0, 255]",
+            weights="model_zoo/team00_rlfn.pth",  # the challenge repository's file name
+        ),
+        alias(
+            35,
+            "35_EHAT_L",
+            "ehat_l",
+            "skdaddys",
+            "EHAT-L, team SKDADDYS (NTIRE 2024 ESR): HAT-L + branch self-attention, [0, 1]",
+        ),
+        alias(
+            38,
+            "38_SPAN",
+            "span_ntire",
+            "ntire",
+            "SPAN, team XiaomiMM (NTIRE 2024 ESR winner), fused 28-channel release, [0, 1]",
+            weights="model_zoo/team38_span_ch28_slim.pth",  # the 2024 repository's name for the same bytes
+        ),
+        alias(
+            100,
+            "100_HAT_L",
+            "hat_l",
+            "imagenet",
+            "HAT-L x4, official ImageNet-pretrained weights (the team's mirror, preHAT_L_x4.pth), [0, 1]",
+        ),
+        alias(
+            101,
+            "101_RLFN_x4",
+            "rlfn",
+            "paper",
+            "RLFN x4 paper model (rlfn_x4.pth, 52 channels, 6 blocks), [0, 255]",
+        ),
+        alias(
+            102,
+            "102_EHAT_tiny_demo",
+            "ehat_tiny",
+            "demo",
+            "EHAT-tiny quick-start model shipped in model_zoo/ (trained offline on scikit-image photos by "
+            "options/train/train_EHAT-tiny_SRx4_CPU_quickstart.yml), [0, 1]",
+        ),
+        alias(
+            103,
+            "103_SPAN_baseline_2026",
+            "span_ntire",
+            "ntire",
+            "NTIRE 2026 ESR baseline SPAN (team00_SPAN.pth, byte-identical to 2024 team 38's), [0, 1]",
+        ),
+        alias(
+            104,
+            "104_EFDN_baseline_2025",
+            "efdn",
+            "ntire",
+            "NTIRE 2025 ESR baseline EFDN (team00_EFDN.pth, deployed form), [0, 1]",
+        ),
+    )
+}
+ZOO: Mapping[int, ModelSpec] = MappingProxyType(_ZOO)
+"""model_id -> entry (read-only view; :func:`register_model` adds one)."""
+
+
+def register_model(spec: ModelSpec) -> ModelSpec:
+    """Add a zoo entry (e.g. ``register_model(alias(900, "900_Toy", "toy", "demo", "..."))`` beside a
+    network's presets); an id already taken by another entry is a :class:`ZooError`."""
+    if _ZOO.get(spec.model_id, spec) != spec:
+        raise ZooError(f"model_id {spec.model_id} is taken by {_ZOO[spec.model_id].name}: pick another id")
+    _ZOO[spec.model_id] = spec
+    return spec
 
 
 def zoo_help() -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
 from ehat.archs.bsa import BranchWeights, branch_weight_sizes
@@ -23,6 +22,7 @@ from ehat.archs.descriptor import (
     list_networks,
     network_config_from_state_dict,
     prepare_for_inference,
+    register_basicsr_archs,
     register_network,
 )
 from ehat.archs.dual_attention import ChannelAttentionModule, DualAttention, PositionAttention
@@ -80,20 +80,28 @@ __all__ = [
     "prepare_for_inference",
     "preset_config",
     "pretrained_weights",
+    "register_basicsr_archs",
     "register_network",
     "resolve_network_config",
 ]
 
 
 def _arch_class(type_name: str) -> type[nn.Module]:
+    """The class registered as ``type_name`` (see :func:`register_network`), else basicsr's network
+    of that name (``SRVGGNetCompact``, the discriminators: loads basicsr, only then)."""
+    if type_name in list_networks():
+        return descriptor_of(type_name).cls
+    from basicsr.utils.registry import ARCH_REGISTRY
+
     try:
-        return ARCH_REGISTRY.get(type_name)
+        return ARCH_REGISTRY.get(type_name)  # also finds basicsr's suffixed names (``<name>_basicsr``)
     except KeyError:
-        known = sorted({name for name, _ in ARCH_REGISTRY} | set(list_presets()))
-        raise UnknownNetworkError(
-            f"network_g.type: unknown network {type_name!r}{did_you_mean(type_name, known)}; "
-            f"known classes and presets: {', '.join(known)}"
-        ) from None
+        pass
+    known = sorted({name for name, _ in ARCH_REGISTRY} | set(list_networks()) | set(list_presets()))
+    raise UnknownNetworkError(
+        f"network_g.type: unknown network {type_name!r}{did_you_mean(type_name, known)}; "
+        f"known classes and presets: {', '.join(known)}"
+    )
 
 
 def network_kwargs(cls: type[nn.Module]) -> dict[str, inspect.Parameter]:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,8 +52,10 @@ __all__ = [
     "descriptor_of",
     "detect_network",
     "list_networks",
-    "network_config_from_state_dict",
     "count_indexed",
+    "network_config_from_state_dict",
+    "prepare_for_inference",
+    "register_basicsr_archs",
     "register_network",
 ]
 
@@ -151,12 +154,31 @@ _NETWORKS: dict[str, NetworkDescriptor] = {}
 
 
 def register_network(descriptor: NetworkDescriptor) -> NetworkDescriptor:
-    """Register ``descriptor`` under its ``name`` (re-registering the same class replaces it)."""
+    """Register ``descriptor`` under its ``name`` (re-registering the same class replaces it).
+
+    basicsr's ``ARCH_REGISTRY`` gets the class too, but only once basicsr is imported anyway (see
+    :func:`register_basicsr_archs`): importing ``ehat.archs`` never imports basicsr.
+    """
     old = _NETWORKS.get(descriptor.name)
     if old is not None and old.cls.__qualname__ != descriptor.cls.__qualname__:
         raise ValueError(f"network {descriptor.name!r} is already registered for {old.cls!r}")
     _NETWORKS[descriptor.name] = descriptor
+    if "basicsr.utils.registry" in sys.modules:
+        register_basicsr_archs()
     return descriptor
+
+
+def register_basicsr_archs() -> None:
+    """Put every registered network class into basicsr's ``ARCH_REGISTRY`` (idempotent).
+
+    Called when basicsr is first imported (the import hook of :mod:`ehat._compat`) and by
+    :func:`register_network` afterwards, so BasicSR code that looks networks up by name finds ours.
+    """
+    from basicsr.utils.registry import ARCH_REGISTRY
+
+    for name, desc in _NETWORKS.items():
+        if name not in ARCH_REGISTRY:
+            ARCH_REGISTRY._do_register(name, desc.cls)
 
 
 def list_networks() -> list[str]:

@@ -20,7 +20,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
-from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
 from ehat.archs.bicubic_skip import BicubicSkip
@@ -41,7 +40,6 @@ from ehat.archs.hat_arch import (
 DUAL_ATTENTION_PLACEMENTS = ("none", "body", "rhag")
 
 
-@ARCH_REGISTRY.register()
 class EHAT(HAT):
     """HAT's arguments plus:
 

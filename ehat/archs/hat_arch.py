@@ -20,8 +20,6 @@ from typing import Any, NamedTuple
 import torch
 import torch.nn.functional as F
 import torch.utils.checkpoint as checkpoint
-from basicsr.utils.registry import ARCH_REGISTRY
-from timm.layers import DropPath, trunc_normal_
 from torch import nn
 
 from ehat.archs.attention import attention, check_backend
@@ -79,6 +77,44 @@ class BodyPathways(NamedTuple):
 
     dense_input: torch.Tensor
     long_skip: torch.Tensor
+
+
+# --------------------------------------------------------------------------- initialization and stochastic depth
+# Written here rather than imported from timm, whose import (torchvision, huggingface_hub) costs
+# seconds; same algorithms, so initializations and training runs are unchanged.
+
+
+def trunc_normal_(
+    tensor: torch.Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0
+) -> torch.Tensor:
+    """Fill ``tensor`` in place from N(mean, std^2) truncated to [a, b], by the inverse CDF of a
+    uniform draw on [cdf(a), cdf(b)] (timm's method: one uniform draw per element, no rejection)."""
+
+    def cdf(x: float) -> float:
+        return (1.0 + math.erf(x / math.sqrt(2.0))) / 2.0
+
+    with torch.no_grad():
+        lo, hi = cdf((a - mean) / std), cdf((b - mean) / std)
+        tensor.uniform_(2 * lo - 1, 2 * hi - 1).erfinv_()
+        return tensor.mul_(std * math.sqrt(2.0)).add_(mean).clamp_(min=a, max=b)
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: in training, zero a sample's residual path with probability ``drop_prob`` and scale
+    the kept ones by 1 / (1 - drop_prob); the identity in eval mode. (B, ...) -> same."""
+
+    def __init__(self, drop_prob: float = 0.0) -> None:
+        super().__init__()
+        self.drop_prob = drop_prob
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.drop_prob == 0.0 or not self.training:
+            return x
+        keep = 1 - self.drop_prob
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+        if keep > 0.0:
+            mask.div_(keep)
+        return x * mask
 
 
 # --------------------------------------------------------------------------- window helpers
@@ -594,7 +630,6 @@ class Upsample(nn.Sequential):
         super().__init__(*layers)
 
 
-@ARCH_REGISTRY.register()
 class HAT(nn.Module):
     """Hybrid Attention Transformer for image SR (official hyper-parameter names and key layout).
 

@@ -17,7 +17,6 @@ from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
-from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
 from ehat.archs.descriptor import ExportStep, NetworkDescriptor, StateDictError, register_network
@@ -84,7 +83,6 @@ class RLFB(nn.Module):
         return self.esa(self.c5(out + x))
 
 
-@ARCH_REGISTRY.register()
 class RLFN(nn.Module):
     """Residual Local Feature Network, x``upscale`` SR on [0, 255] images.
 
