@@ -8,7 +8,6 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from ehat.options.schema import OptionsError
 from ehat.options.train import TrainOptions
 
 DEFAULT_NEW_PARAM_KEYS = ("branch_weights", "dual_attention")
@@ -32,11 +31,7 @@ def build_optimizer(model: nn.Module, train_opt: TrainOptions, key: str = "optim
         return cls([{"params": [p for _, p in named], "name": "base"}], **kwargs)
     keys = tuple(train_opt.new_param_keys or DEFAULT_NEW_PARAM_KEYS)
     new = [p for n, p in named if any(k in n for k in keys)]
-    if not new:
-        raise OptionsError(
-            "train.new_param_keys",
-            f"no parameter name contains any of {list(keys)}: nothing gets new_param_lr",
-        )
+    assert new, "train.new_param_keys matching no parameter is refused at load (ehat.options.probes)"
     base = [p for n, p in named if not any(k in n for k in keys)]
     groups = [{"params": base, "name": "base"}, {"params": new, "lr": new_lr, "name": "new"}]
     return cls(groups, **kwargs)

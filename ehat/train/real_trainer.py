@@ -22,7 +22,7 @@ from torch import nn
 from ehat.options.distill import DISTILL_MODEL_TYPES
 from ehat.train import optim
 from ehat.train.distill import DistillTrainer
-from ehat.train.options import GAN_MODEL_TYPES, REAL_MODEL_TYPES, OptionsError, TrainingOptions
+from ehat.train.options import GAN_MODEL_TYPES, REAL_MODEL_TYPES, TrainingOptions
 from ehat.train.realesr import Degradation, PairQueue
 from ehat.train.trainer import Trainer
 
@@ -77,12 +77,7 @@ class RealTrainer(Trainer):
 
     def _restore_extra(self, state: dict) -> None:
         if self.net_d is None:
-            return
-        if "net_d" not in state:
-            raise OptionsError(
-                "path.resume_state",
-                "holds no discriminator (written by a run without network_d): start a new run",
-            )
+            return  # a path.resume_state without net_d is refused at load (ehat.options.probes)
         self.net_d.load_state_dict(state["net_d"], strict=True)
         self.optimizer_d.load_state_dict(state["optimizer_d"])
         optim.restore_scheduler(self.scheduler_d, state.get("scheduler_d"))
@@ -181,7 +176,7 @@ class RealTrainer(Trainer):
     # ------------------------------------------------------------------------------ validation
     def validate(self) -> dict[str, dict[str, float]]:
         """The base validation, plus the last training pair as degraded LR | output | target in TensorBoard."""
-        from ehat.imaging.convert import to_uint8
+        from ehat.evaluation.inference import to_uint8
         from ehat.train.validation import side_by_side
 
         results = super().validate()

@@ -50,7 +50,7 @@ from ehat.train.optim import (
     step_with_factor,
     warmup_factor,
 )
-from ehat.train.options import OptionsError, TrainingOptions, experiments_root, options_device, to_plain
+from ehat.train.options import TrainingOptions, experiments_root, options_device, to_plain
 from ehat.train.preflight import check_amp, check_training_images
 
 _MODEL_NAME = re.compile(r"^net_g_(\d+)\.pth$")
@@ -103,13 +103,7 @@ class Trainer:
 
     # ------------------------------------------------------------------------------ setup
     def _setup_process(self) -> None:
-        opt = self.opt
-        if opt.dist is not None and opt.dist != (self.launcher != "none"):
-            raise OptionsError(
-                "dist",
-                f"is {str(opt.dist).lower()} but train.py runs with --launcher {self.launcher}: remove the key "
-                "(the launcher decides) or start with torchrun ... --launcher pytorch",
-            )
+        opt = self.opt  # dist vs --launcher is checked at load (ehat.options.probes.check_launcher)
         if self.launcher == "none":
             self.device = options_device(opt.num_gpu)
             if isinstance(opt.num_gpu, int) and opt.num_gpu > 1:

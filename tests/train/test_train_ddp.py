@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -39,22 +40,28 @@ RANK_SCRIPT = textwrap.dedent(
 )
 
 
+def run_two_ranks(tmp_path: Path, script: str, options: dict) -> tuple[dict, dict]:
+    """Run ``script`` (argv: option file, output folder) in two gloo processes under torchrun on
+    ``options``; return what each rank saved as ``<tmp_path>/rank<r>.pt``."""
+    config = tmp_path / "ddp.yml"
+    config.write_text(yaml.safe_dump(options))
+    path = tmp_path / "rank.py"
+    path.write_text(script)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    proc = subprocess.run(
+        [*cmd, str(path), str(config), str(tmp_path)], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    return r0, r1
+
+
 @pytest.mark.slow
 def test_two_gloo_ranks_end_with_the_same_weights_as_one_process_with_twice_the_batch(tmp_path):
     data = make_data(tmp_path / "data")
     changes = {"train.total_iter": 4, "val.val_freq": 4, "logger.save_checkpoint_freq": 2}
-    ddp_opt = tiny_options(tmp_path / "ddp", data, **changes)
-    config = tmp_path / "ddp.yml"
-    config.write_text(yaml.safe_dump(ddp_opt))
-    script = tmp_path / "rank.py"
-    script.write_text(RANK_SCRIPT)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-    proc = subprocess.run(
-        [*cmd, str(script), str(config), str(tmp_path)], env=env, capture_output=True, text=True, timeout=300
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    r0, r1 = run_two_ranks(tmp_path, RANK_SCRIPT, tiny_options(tmp_path / "ddp", data, **changes))
     assert r0["world"] == r1["world"] == 2
     for k in r0["net"]:
         assert torch.equal(r0["net"][k], r1["net"][k]), k
