@@ -176,7 +176,7 @@ class RealTrainer(Trainer):
     # ------------------------------------------------------------------------------ validation
     def validate(self) -> dict[str, dict[str, float]]:
         """The base validation, plus the last training pair as degraded LR | output | target in TensorBoard."""
-        from ehat.evaluation.inference import to_uint8
+        from ehat.imaging.convert import to_uint8
         from ehat.train.validation import side_by_side
 
         results = super().validate()

@@ -138,9 +138,9 @@ def test_keeps_last_k_checkpoints_and_the_best(tmp_path, data):
 def test_validation_reports_evaluation_metrics_of_the_ema_network(tmp_path, data):
     """Metrics equal ehat.evaluation on the EMA weights saved at that iteration, averaged over images."""
     from ehat.archs import build_network
-    from ehat.evaluation.inference import to_uint8
-    from ehat.evaluation.metrics import image_metrics
-    from ehat.evaluation.tiling import forward_tiled
+    from ehat.imaging.convert import to_uint8
+    from ehat.imaging.metrics import image_metrics
+    from ehat.imaging.tiling import forward_tiled
 
     opt = tiny_options(
         tmp_path, data, **{"train.total_iter": 2, "val.val_freq": 2, "val.tile": 6, "val.tile_overlap": 2}
@@ -233,8 +233,8 @@ def test_ehat_started_from_a_hat_checkpoint_validates_at_hat_psnr(tmp_path, data
     exactly HAT's PSNR at iteration 0."""
     from ehat.archs import build_network, preset_config
     from ehat.checkpoints import save_network
-    from ehat.evaluation.inference import to_uint8
-    from ehat.evaluation.metrics import image_metrics
+    from ehat.imaging.convert import to_uint8
+    from ehat.imaging.metrics import image_metrics
 
     torch.manual_seed(3)
     hat_cfg = {k: v for k, v in preset_config("ehat_tiny").items() if k not in ("bsa", "dual_attention")}
@@ -269,7 +269,7 @@ def held_out_bicubic_psnr_y(data: dict, matlab: bool) -> float:
     import cv2
     from basicsr.utils.matlab_functions import imresize
 
-    from ehat.evaluation.metrics import image_metrics
+    from ehat.imaging.metrics import image_metrics
 
     values = []
     for name in ("0000.png", "0001.png"):
