@@ -19,7 +19,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
 from ehat.archs.descriptor import (
@@ -100,7 +99,6 @@ class Cell(nn.Module):
         return self.att(self.fuse(torch.cat(features, dim=1))) + x
 
 
-@ARCH_REGISTRY.register()
 class EFDN(nn.Module):
     """EFDN, x``upscale`` SR on [0, 1] images (deployed form).
 

@@ -32,7 +32,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
 from ehat.archs.descriptor import NetworkDescriptor, StateDictError, register_network
@@ -125,7 +124,6 @@ class SPAB(nn.Module):
         return (y + x) * (torch.sigmoid(y) - 0.5), feature
 
 
-@ARCH_REGISTRY.register()
 class SPAN(nn.Module):
     """SPAN, x``upscale`` SR on [0, 1] images.
 
