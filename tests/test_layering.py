@@ -195,8 +195,6 @@ def test_no_module_imports_a_higher_layer_or_a_peer(graph):
 
 
 KNOWN_CYCLES: dict[str, str] = {
-    "ehat.archs.presets": "ehat.archs.presets imports the ehat.archs package (inside functions), which imports "
-    "every arch file, which import ehat.archs.descriptor, which imports presets (issue 19 part 3: archs work)",
     "ehat.evaluation.score": "score imports protocol inside a function; protocol -> reporting -> score "
     "(issue 20's score work)",
 }

@@ -46,6 +46,8 @@ from ehat.errors import EhatError, did_you_mean
 
 __all__ = [
     "ExportStep",
+    "NetworkArgumentError",
+    "NetworkConfigError",
     "NetworkDescriptor",
     "StateDictError",
     "UnknownLayoutError",
@@ -60,6 +62,28 @@ __all__ = [
 ]
 
 StateDict = Mapping[str, torch.Tensor]
+
+
+class NetworkConfigError(EhatError):
+    """A ``network_g`` config (type, preset or argument) that cannot build a network; the message
+    starts with the key at fault (``network_g.<key>: ...``)."""
+
+    def __str__(self) -> str:  # KeyError's repr-quoting would otherwise win in the subclasses
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownNetworkError(NetworkConfigError, KeyError):
+    """``network_g.type`` (or a preset name) that is neither a registered class nor a preset.
+
+    Also a ``KeyError``: callers that caught the old ``KeyError`` keep working.
+    """
+
+
+class NetworkArgumentError(NetworkConfigError, TypeError):
+    """A ``network_g.<key>`` the network's constructor does not take.
+
+    Also a ``TypeError``: callers that caught the old ``TypeError`` keep working.
+    """
 
 
 class StateDictError(EhatError, ValueError):
@@ -191,10 +215,8 @@ def descriptor_of(network: nn.Module | type[nn.Module] | str) -> NetworkDescript
 
     A model or class is matched by its class, then by its nearest registered base class (a
     subclass of a registered network, such as a submission's ``Team35EHAT``, is described by it).
-    Unknown: a :class:`ehat.archs.presets.UnknownNetworkError` listing the registered networks.
+    Unknown: an :class:`UnknownNetworkError` listing the registered networks.
     """
-    from ehat.archs.presets import UnknownNetworkError
-
     if isinstance(network, str):
         if network in _NETWORKS:
             return _NETWORKS[network]

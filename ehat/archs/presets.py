@@ -13,31 +13,26 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from torch import nn
+from ehat.archs.descriptor import (  # the errors live with the registry (re-exported here)
+    NetworkArgumentError,
+    NetworkConfigError,
+    UnknownNetworkError,
+)
+from ehat.errors import did_you_mean
 
-from ehat.errors import EhatError, did_you_mean
-
-
-class NetworkConfigError(EhatError):
-    """A ``network_g`` config (type, preset or argument) that cannot build a network; the message
-    starts with the key at fault (``network_g.<key>: ...``)."""
-
-    def __str__(self) -> str:  # KeyError's repr-quoting would otherwise win in the subclasses
-        return str(self.args[0]) if self.args else ""
-
-
-class UnknownNetworkError(NetworkConfigError, KeyError):
-    """``network_g.type`` (or a preset name) that is neither a registered class nor a preset.
-
-    Also a ``KeyError``: callers that caught the old ``KeyError`` keep working.
-    """
-
-
-class NetworkArgumentError(NetworkConfigError, TypeError):
-    """A ``network_g.<key>`` the network's constructor does not take.
-
-    Also a ``TypeError``: callers that caught the old ``TypeError`` keep working.
-    """
+__all__ = [
+    "NetworkArgumentError",
+    "NetworkConfigError",
+    "PretrainedWeights",
+    "Preset",
+    "UnknownNetworkError",
+    "get_preset",
+    "list_presets",
+    "list_pretrained",
+    "preset_config",
+    "pretrained_weights",
+    "register_preset",
+]
 
 
 @dataclass(frozen=True)
@@ -330,10 +325,3 @@ def span_ntire() -> dict[str, Any]:
 def efdn() -> dict[str, Any]:
     """EFDN x4, the NTIRE 2025 ESR baseline, deployed form: 48 channels, 4 cells (276,192 params), [0, 1]."""
     return {"type": "EFDN", "feature_channels": 48, "upscale": 4}
-
-
-def create_model(name: str, **overrides: Any) -> nn.Module:
-    """Build preset ``name`` with ``overrides`` applied to its arguments."""
-    from ehat.archs import build_network
-
-    return build_network({**preset_config(name), **overrides})
