@@ -34,10 +34,16 @@ from ehat.archs.hat_arch import (
     OCAB,
     BodyPathways,
     GroupPathways,
+    HATConfigError,
     hat_config_from_state_dict,
 )
 
 DUAL_ATTENTION_PLACEMENTS = ("none", "body", "rhag")
+
+
+class EHATConfigError(HATConfigError):
+    """EHAT arguments that cannot build a network; the message names the argument. An
+    :class:`ehat.errors.EhatError` and, as before, a ``ValueError``."""
 
 
 class EHAT(HAT):
@@ -67,12 +73,19 @@ class EHAT(HAT):
     ) -> None:
         super().__init__(**hat_kwargs)
         if dual_attention not in DUAL_ATTENTION_PLACEMENTS:
-            raise ValueError(
+            raise EHATConfigError(
                 f"dual_attention must be one of {DUAL_ATTENTION_PLACEMENTS}, got {dual_attention!r}"
             )
         unknown = set(dual_attention_branches) - {"pam", "cam"}
         if unknown:
-            raise ValueError(f"dual_attention_branches may hold 'pam' and 'cam' only, got {sorted(unknown)}")
+            raise EHATConfigError(
+                f"dual_attention_branches may hold 'pam' and 'cam' only, got {sorted(unknown)}"
+            )
+        if dual_attention != "none" and not dual_attention_branches:
+            raise EHATConfigError(
+                f"dual_attention_branches is empty with dual_attention {dual_attention!r}: give 'pam', 'cam' or "
+                "both, or set dual_attention 'none'"
+            )
         self.branch_weights = BranchWeights(self.depths) if bsa else None
 
         def make() -> DualAttention:

@@ -337,3 +337,21 @@ def test_an_odd_ocab_overlap_is_refused_at_construction():
 
     with pytest.raises(HATConfigError, match="overlap_ratio 0.75 with window_size 12"):
         build_network({**TINY_HAT, "window_size": 12, "overlap_ratio": 0.75})
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"dual_attention": "everywhere"}, "dual_attention must be one of"),
+        ({"dual_attention_branches": ["pam", "sam"]}, "may hold 'pam' and 'cam' only"),
+        ({"dual_attention_branches": []}, "dual_attention_branches is empty"),
+    ],
+)
+def test_bad_ehat_arguments_are_ehat_errors_and_still_value_errors(kwargs, words):
+    from ehat.archs.ehat_arch import EHATConfigError
+    from ehat.errors import EhatError
+
+    cfg = {**preset_config("ehat_tiny"), **kwargs}
+    with pytest.raises(EHATConfigError, match=words) as err:
+        build_network(cfg)
+    assert isinstance(err.value, EhatError) and isinstance(err.value, ValueError)
