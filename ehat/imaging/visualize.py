@@ -14,6 +14,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ehat.data.image_io import write_image
+
 __all__ = [
     "BICUBIC_LABEL",
     "GAP",
@@ -125,6 +127,4 @@ def save_side_by_side(
     crop: int = 192,
 ) -> None:
     """Write :func:`side_by_side` to ``path`` (PNG)."""
-    from ehat.data.image_io import write_image
-
     write_image(path, side_by_side(lr_uint8, sr_uint8, hr_uint8, scale, crop))

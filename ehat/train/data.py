@@ -21,6 +21,9 @@ import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 
+from ehat.options.registries import lookup
+from ehat.options.schema import OptionsError
+
 if TYPE_CHECKING:
     from ehat.options.datasets import DatasetOptions, TrainDatasetOptions
 
@@ -106,8 +109,6 @@ def build_dataset(opt: DatasetOptions) -> Dataset:
     from basicsr.data import build_dataset as basicsr_build_dataset
     from basicsr.utils.registry import DATASET_REGISTRY
 
-    from ehat.options.registries import lookup
-
     keys = ("dataroot_gt", "dataroot_lq", "meta_info_file")
     clean = {k: v for k, v in opt.to_dict().items() if v is not None}
     takes_lists = not lookup(DATASET_REGISTRY, opt.type).__module__.startswith("basicsr.")
@@ -134,8 +135,6 @@ class TrainStream:
     def __init__(
         self, dataset: Dataset, opt: TrainDatasetOptions, seed: int, num_replicas: int = 1, rank: int = 0
     ) -> None:
-        from ehat.options.schema import OptionsError
-
         self.batch_size = opt.batch_size_per_gpu
         if len(dataset) == 0:
             raise OptionsError(

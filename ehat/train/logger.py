@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ehat.logs import LIBRARY_LOGGERS, attach
+from ehat.options.schema import to_plain
 
 if TYPE_CHECKING:
     from ehat.options.train import TrainingOptions
@@ -120,8 +121,6 @@ class MetricWriter:
                     "logger.wandb.project is set but wandb is not installed (pip install wandb): skipped"
                 )
             else:
-                from ehat.options.schema import to_plain
-
                 resume_id = wandb_opt.resume_id
                 self.wandb = wandb.init(
                     project=wandb_opt.project,
