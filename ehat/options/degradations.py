@@ -54,7 +54,7 @@ DEGRADATION_KEYS = (
     "jpeg_range2",
 )
 """The top-level keys of the second-order degradation (basicsr's RealESRGANModel, HAT's Real-HAT files)."""
-USM_KEYS = ("gt_usm", *(slot.usm_key for slot in LOSS_SLOTS))
+USM_KEYS = ("gt_usm", *(slot.usm_key for slot in LOSS_SLOTS if slot.usm_key))
 """The MSE models' ``gt_usm``, then each loss slot's USM switch of the GAN models."""
 REAL_KEYS = (*USM_KEYS, *DEGRADATION_KEYS, "gt_size", "queue_size")
 
@@ -142,7 +142,7 @@ def check_real_world(opt: Any) -> None:
     needed = ["gt_size", "queue_size"]
     if opt.high_order_degradation:
         needed += list(DEGRADATION_KEYS)
-        needed += [s.usm_key for s in LOSS_SLOTS] if gan else ["gt_usm"]
+        needed += list(USM_KEYS[1:]) if gan else ["gt_usm"]
     for k in needed:
         if getattr(opt, k) is None:
             raise OptionsError(k, f"is required by model_type {opt.model_type}")

@@ -28,14 +28,16 @@ class LossSlot:
     ``doc``: the option reference's description; ``gan``: only for the GAN model types and computed
     on the discriminator's verdict, not on an (SR, HR) pair; ``log_name``: the name the training log
     shows its value under; ``usm_key``: the top-level key that makes the GAN models compare with the
-    USM-sharpened target (HAT's ``l1_gt_usm`` / ``percep_gt_usm`` / ``gan_gt_usm``).
+    USM-sharpened target (HAT's ``l1_gt_usm`` / ``percep_gt_usm`` / ``gan_gt_usm``, each a field of
+    :class:`~ehat.options.degradations.RealWorldOptions`); None: the slot always compares with the
+    target as given.
     """
 
     key: str
     kinds: tuple[str, ...]
     doc: str
     log_name: str
-    usm_key: str
+    usm_key: str | None = None
     gan: bool = False
 
 

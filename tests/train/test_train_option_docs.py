@@ -97,3 +97,11 @@ def test_every_loss_slot_is_a_documented_train_key():
     text = render()
     for slot in LOSS_SLOTS:
         assert fields[slot.key].doc == slot.doc and f"`train.{slot.key}` |" in text
+
+
+def test_every_loss_slot_usm_switch_is_a_real_world_key():
+    """A slot's USM switch (HAT's l1_gt_usm...) must be a top-level key of the real-world options."""
+    from ehat.options.losses import LOSS_SLOTS
+
+    real_world = option_fields(degradations.RealWorldOptions)
+    assert all(s.usm_key in real_world for s in LOSS_SLOTS if s.usm_key is not None)
