@@ -6,7 +6,7 @@ must run at its AVX512 capability (``torch.backends.cpu.get_cpu_capability()``, 
 ``ATEN_CPU_CAPABILITY``) and oneDNN, which runs the convolutions and matmuls, must not be capped
 below those instructions (``ONEDNN_MAX_CPU_ISA`` / ``DNNL_MAX_CPU_ISA``). Elsewhere the arithmetic
 is emulated: HAT-S at LR 64x64 in bf16 autocast took 35x the time of fp32 on a 2-core AMD EPYC
-without AVX-512 (issue 21); see docs/performance.md. On ARM the flags are ``bf16`` / ``sve_bf16``
+without AVX-512 (issue 21) and 2.2x on AVX-512 without BF16; see docs/performance.md. On ARM the flags are ``bf16`` / ``sve_bf16``
 and ``fp16_arith``.
 On CUDA: ``torch.cuda.is_bf16_supported(including_emulation=False)``; fp16 always runs natively.
 
@@ -45,8 +45,8 @@ _ONEDNN_ALL = {"", "ALL", "DEFAULT"}
 # Measured HAT-S, LR 64x64, bf16 autocast / fp32 (docs/performance.md, "CPU bf16 emulated").
 SLOWDOWN_NO_AVX512 = "35x"
 """No AVX-512 (the 2-core AMD EPYC VM of issue 21)."""
-SLOWDOWN_AVX512 = "2.5x"
-"""AVX-512 without BF16 (provisional: a bf16/fp32 matmul on our Xeon with oneDNN capped at AVX512_CORE)."""
+SLOWDOWN_AVX512 = "2.2x"
+"""AVX-512 without BF16 (our Xeon with oneDNN capped at AVX512_CORE, sdpa, 1 thread, CPU seconds)."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -54,7 +54,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     prec.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default=None,
                       help="fp32 (default); auto: bf16 where the device runs it natively (CPU with AVX512-BF16/AMX, "
                            "GPU with bf16), else fp32; bf16/fp16 autocast (fp16: CUDA only)")  # fmt: skip
-    prec.add_argument("--bf16", action="store_true", help="bfloat16 autocast (faster; ~1e-3 difference)")
+    prec.add_argument("--bf16", action="store_true", help="bfloat16 autocast (fast where native; ~1e-3 off)")
     prec.add_argument("--fp16", action="store_true", help="float16 autocast (CUDA only)")
     p.add_argument("--self_ensemble", action="store_true", help="average the 8 flips/rotations (x8 time)")
     p.add_argument("--format", choices=("same", *FORMATS), default="png", help="output format (default png)")

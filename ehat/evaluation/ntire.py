@@ -53,6 +53,7 @@ from ehat.evaluation.reporting import (
 from ehat.evaluation.score import log_score, score_step
 from ehat.evaluation.sets import EvalSet, ImageItem, find_sets, lossy_warning, resolve_items
 from ehat.imaging.tiling import TileChooser, TilePolicy
+from ehat.precision import warn_if_emulated
 
 LOGGER_NAME = "NTIRE2024-EfficientSR"
 SCALE = 4  # the challenge's SR factor
@@ -450,6 +451,7 @@ def run(args: argparse.Namespace, log: Any) -> int:
         log.info("weights: %s; data range [0, %g]; device %s%s; precision %s", plan.weights, plan.data_range,
                  plan.device, f" ({torch.cuda.get_device_name(plan.device)})" if plan.device.type == "cuda" else "",
                  plan.precision)  # fmt: skip
+        warn_if_emulated(plan.precision, plan.device, "fp32 (drop --bf16)", log.warning)
         opts = eval_options(plan, args, model, log)
         compile_s = compile_model_step(model, plan, opts, args.compile, log)
     except (EhatError, OSError) as e:  # a mistake in the arguments or files (ZooError, CheckpointError, ...)
