@@ -3,7 +3,7 @@
 The network a ``network_g`` names is built once on PyTorch's ``meta`` device (no memory, no weights:
 only its constructor runs), so a constructor refusing its arguments and a ``train.new_param_keys``
 matching no parameter are option errors before any data is read; a GAN run's
-``path.resume_state`` must hold a discriminator; ``dist`` must agree with train.py's ``--launcher``,
+``path.resume_state`` must hold a discriminator; NIQE needs validation outputs of two 96x96 blocks; ``dist`` must agree with train.py's ``--launcher``,
 and a single process must find its device.
 Before, the trainer raised these after building everything.
 """
@@ -17,13 +17,17 @@ import torch
 from torch import nn
 
 from ehat.archs import build_network
+from ehat.data.image_io import read_image_size
+from ehat.data.pairing import list_images
 from ehat.errors import EhatError
 from ehat.options.common import options_device
 from ehat.options.schema import OptionsError
 
 __all__ = [
     "DEFAULT_NEW_PARAM_KEYS",
+    "NIQE_BLOCK",
     "check_launcher",
+    "check_niqe_inputs",
     "check_new_param_keys",
     "check_resume_state",
     "meta_network",
@@ -32,6 +36,8 @@ __all__ = [
 DEFAULT_NEW_PARAM_KEYS = ("branch_weights", "dual_attention")
 """Parameter-name fragments of EHAT's new parameters (BSA, DANet): ``train.new_param_keys``'s default."""
 LAUNCHERS = ("none", "pytorch", "slurm")
+NIQE_BLOCK = 96
+"""basicsr's calculate_niqe fits 96x96 blocks: with fewer than two it crashes (no covariance)."""
 
 
 def meta_network(spec: Mapping[str, Any], key: str = "network_g") -> nn.Module:
@@ -98,3 +104,32 @@ def check_launcher(dist: bool | None, num_gpu: int | str, launcher: str | None) 
             f"is {str(dist).lower()} but train.py runs with --launcher {launcher}: remove the key "
             "(the launcher decides) or start with torchrun ... --launcher pytorch",
         )
+
+
+def check_niqe_inputs(opt: Any) -> None:
+    """Every ``val.metrics`` entry of type ``calculate_niqe`` needs each validation output (LR x scale,
+    or the HR when the LR is made on the fly) to hold two 96x96 blocks after its ``crop_border``. The
+    sizes come from the image headers of the disk validation folders (``opt``: training options)."""
+    niqe = {
+        k: m for k, m in ((opt.val.metrics or {}) if opt.val else {}).items() if m.type == "calculate_niqe"
+    }
+    if not niqe:
+        return
+    for ds in opt.val_sets.values():
+        lr = ds.dataroot_lq is not None
+        roots = ds.dataroot_lq if lr else ds.dataroot_gt
+        if ds.io_backend.type != "disk" or roots is None:
+            continue
+        for root in roots if isinstance(roots, list) else [roots]:
+            for rel in list_images(root):
+                h, w = read_image_size(f"{root}/{rel}")
+                h, w = (h * opt.scale, w * opt.scale) if lr else (h, w)
+                for name, m in niqe.items():
+                    crop = int(m.args.get("crop_border", 0))
+                    hc, wc = h - 2 * crop, w - 2 * crop
+                    if max(hc, 0) // NIQE_BLOCK * (max(wc, 0) // NIQE_BLOCK) < 2:
+                        raise OptionsError(
+                            f"val.metrics.{name}",
+                            f"NIQE needs at least two {NIQE_BLOCK}x{NIQE_BLOCK} blocks of output pixels, but an "
+                            f"output is {wc}x{hc} after crop_border: validate on larger images or remove the metric",
+                        )

@@ -34,7 +34,13 @@ from ehat.options.distill import DistillOptions, check_distill
 from ehat.options.losses import GAN_ONLY, LOSS_SLOTS, generator_slots
 from ehat.options.network import check_discriminator, check_network
 from ehat.options.paths import check_paths as _check_paths
-from ehat.options.probes import check_launcher, check_new_param_keys, check_resume_state, meta_network
+from ehat.options.probes import (
+    check_launcher,
+    check_new_param_keys,
+    check_niqe_inputs,
+    check_resume_state,
+    meta_network,
+)
 from ehat.options.registries import closest
 from ehat.options.schema import Component, OptionsError, build, option, section
 from ehat.options.yaml_files import load_file
@@ -328,7 +334,7 @@ def validate_options(opt: Any, *, check_paths: bool = True, launcher: str | None
 
     ``check_paths``: also require dataset folders, meta-info files, ``path.pretrain_network_g`` /
     ``pretrain_network_d``, ``path.resume_state`` and the perceptual loss's VGG weights to exist (turn off to check a config written for another machine),
-    and a GAN run's resume state to hold a discriminator. ``launcher``: train.py's ``--launcher``, which
+    a GAN run's resume state to hold a discriminator and NIQE's validation outputs two 96x96 blocks. ``launcher``: train.py's ``--launcher``, which
     ``dist`` must agree with (None: not checked). Raises :class:`OptionsError` naming the key.
     """
     out = build(TrainingOptions, opt, "")
@@ -336,6 +342,7 @@ def validate_options(opt: Any, *, check_paths: bool = True, launcher: str | None
     if check_paths:
         _check_paths(out)
         check_resume_state(out.path.resume_state, out.network_d is not None)
+        check_niqe_inputs(out)
     return out
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import textwrap
+from pathlib import Path
 
 import pytest
 import yaml
@@ -519,6 +520,19 @@ def test_gan_resume_state_without_a_discriminator_is_refused_at_load(opt, tmp_pa
     assert validate_options(opt, check_paths=False).path.resume_state == str(state)  # the file is not read
     torch.save({"iter": 2, "net": {}, "net_d": {}}, state)
     assert validate_options(opt).path.resume_state == str(state)
+
+
+def test_niqe_on_validation_images_too_small_for_two_blocks_is_refused_at_load(opt):
+    """The tiny validation outputs (LR x 4 = the HR crops, under 96 pixels) hold no 96x96 block: was raised
+    by validation at the first validation."""
+    from PIL import Image
+
+    opt["val"]["metrics"] = {"niqe": {"type": "calculate_niqe", "crop_border": 0, "better": "lower"}}
+    err = reject(opt, "val.metrics.niqe", contains="NIQE needs at least two 96x96 blocks")
+    hr = sorted(Path(opt["datasets"]["val"]["dataroot_gt"]).iterdir())[0]
+    w, h = Image.open(hr).size
+    assert f"an output is {w}x{h} after crop_border" in str(err)
+    assert validate_options(opt, check_paths=False).val.metrics["niqe"].type == "calculate_niqe"
 
 
 # ------------------------------------------------------------------------------ train.py errors
