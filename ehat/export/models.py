@@ -61,7 +61,7 @@ def resolve_model(arg: str | os.PathLike) -> ResolvedModel:
 
     Raises :class:`ModelArgError` (or a ``CheckpointError`` / ``ZooError``) naming what is wrong.
     """
-    from ehat.archs import prepare_for_inference
+    from ehat.archs import descriptor_of, prepare_for_inference
     from ehat.checkpoints import load_model, read_safetensors_metadata
     from ehat.zoo import ZOO, build_model, resolve_weights
 
@@ -72,7 +72,7 @@ def resolve_model(arg: str | os.PathLike) -> ResolvedModel:
         data_range = data_range_of(model)
         if path.suffix == ".safetensors":  # our files carry it in the header (save_network)
             data_range = float(read_safetensors_metadata(path).get("data_range", data_range))
-        return ResolvedModel(model, data_range, int(model.upscale), path.stem, path)
+        return ResolvedModel(model, data_range, descriptor_of(model).scale_of(model), path.stem, path)
     spec = _zoo_spec(text)
     if spec is None:
         names = [str(i) for i in ZOO] + [s.name for s in ZOO.values()] + [s.preset for s in ZOO.values()]
