@@ -194,10 +194,7 @@ def test_no_module_imports_a_higher_layer_or_a_peer(graph):
     assert upward_imports(graph) == []
 
 
-KNOWN_CYCLES: dict[str, str] = {
-    "ehat.evaluation.score": "score imports protocol inside a function; protocol -> reporting -> score "
-    "(issue 20's score work)",
-}
+KNOWN_CYCLES: dict[str, str] = {}
 """Circles being removed as this test lands, each by its owner: one module of each circle, and why.
 An entry that no longer closes a circle fails :func:`test_no_import_cycle`: delete it then."""
 

@@ -50,7 +50,8 @@ from ehat.evaluation.reporting import (
     write_json_atomic,
     write_results_txt,
 )
-from ehat.evaluation.score import log_score, score_step
+from ehat.evaluation.score import log_score
+from ehat.evaluation.score_run import score_step
 from ehat.evaluation.sets import EvalSet, ImageItem, find_sets, lossy_warning, resolve_items
 from ehat.imaging.tiling import TileChooser, TilePolicy
 from ehat.precision import warn_if_emulated
