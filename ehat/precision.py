@@ -6,7 +6,8 @@ must run at its AVX512 capability (``torch.backends.cpu.get_cpu_capability()``, 
 ``ATEN_CPU_CAPABILITY``) and oneDNN, which runs the convolutions and matmuls, must not be capped
 below those instructions (``ONEDNN_MAX_CPU_ISA`` / ``DNNL_MAX_CPU_ISA``). Elsewhere the arithmetic
 is emulated: HAT-S at LR 64x64 in bf16 autocast took 35x the time of fp32 on a 2-core AMD EPYC
-without AVX-512 (issue 21) and 2.2x on AVX-512 without BF16; see docs/performance.md. On ARM the flags are ``bf16`` / ``sve_bf16``
+without AVX-512 (issue 21) and 2.2x on AVX-512 without BF16 (fp16: 28x on AVX-512 without
+FP16); see docs/performance.md. On ARM the flags are ``bf16`` / ``sve_bf16``
 and ``fp16_arith``.
 On CUDA: ``torch.cuda.is_bf16_supported(including_emulation=False)``; fp16 always runs natively.
 
@@ -42,11 +43,14 @@ _ONEDNN_FP16 = {"AVX512_CORE_FP16", "AVX10_1_512", "AVX512_CORE_AMX_FP16", "AVX1
 _ONEDNN_BF16 = {"AVX512_CORE_BF16", "AVX512_CORE_AMX", "AVX10_1_512_AMX", *_ONEDNN_FP16}
 _ONEDNN_ALL = {"", "ALL", "DEFAULT"}
 
-# Measured HAT-S, LR 64x64, bf16 autocast / fp32 (docs/performance.md, "CPU bf16 emulated").
-SLOWDOWN_NO_AVX512 = "35x"
-"""No AVX-512 (the 2-core AMD EPYC VM of issue 21)."""
-SLOWDOWN_AVX512 = "2.2x"
-"""AVX-512 without BF16 (our Xeon with oneDNN capped at AVX512_CORE, sdpa, 1 thread, CPU seconds)."""
+SLOWDOWN = {
+    ("bf16", False): "35x",  # no AVX-512: the 2-core AMD EPYC VM of issue 21 (29x on our Xeon masked to AVX2)
+    ("bf16", True): "2.2x",  # AVX-512 without BF16: our Xeon with oneDNN capped at AVX512_CORE
+    ("fp16", False): "26x",  # no AVX-512: our Xeon masked to AVX2
+    ("fp16", True): "28x",  # AVX-512 without FP16: our Xeon with oneDNN capped at AVX512_CORE
+}
+"""(precision, CPU has AVX-512) -> HAT-S at LR 64x64 in autocast vs fp32, measured (sdpa, CPU seconds;
+docs/performance.md, "CPU bf16 emulated")."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,7 +135,7 @@ def emulation_message(precision: str, device: torch.device, fix: str) -> str | N
     if not s.architecture.startswith("x86"):
         needs = "bf16 instructions" if precision == "bf16" else "fp16 arithmetic"
         return f"this CPU ({s.name}) emulates {precision} (no {needs}): expect it much slower than fp32; use {fix}"
-    slower = SLOWDOWN_AVX512 if s.avx512 else SLOWDOWN_NO_AVX512
+    slower = SLOWDOWN[precision, s.avx512]
     where = "with" if s.avx512 else "without"
     return (
         f"this CPU ({s.name}, ATen {s.capability}{', oneDNN ' + s.onednn_isa if s.onednn_isa else ''}) "

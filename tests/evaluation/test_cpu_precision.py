@@ -116,7 +116,7 @@ def test_emulated_bf16_is_said_once_with_the_expected_slowdown(emulating):
     said: list[str] = []
     first = warn_if_emulated("bf16", CPU, "--precision fp32", said.append)
     assert first is not None and said == [first]
-    assert "emulates bf16" in first and f"~{precision.SLOWDOWN_NO_AVX512} slower" in first
+    assert "emulates bf16" in first and f"~{precision.SLOWDOWN['bf16', False]} slower" in first
     assert "--precision fp32" in first and "\n" not in first
     assert warn_if_emulated("bf16", CPU, "--precision fp32", said.append) is None
     assert len(said) == 1
@@ -125,7 +125,16 @@ def test_emulated_bf16_is_said_once_with_the_expected_slowdown(emulating):
 def test_avx512_without_bf16_gets_its_own_smaller_figure(monkeypatch):
     _fake(monkeypatch, SKYLAKE_SP)
     message = emulation_message("bf16", CPU, "fp32")
-    assert message is not None and f"~{precision.SLOWDOWN_AVX512} slower" in message
+    assert message is not None and f"~{precision.SLOWDOWN['bf16', True]} slower" in message
+
+
+def test_fp16_gets_its_own_figure_where_only_bf16_is_native(monkeypatch):
+    """AVX-512 with BF16 but without FP16 (Cooper Lake; Zen 4): bf16 is silent, fp16 is warned about."""
+    _fake(monkeypatch, COOPER_LAKE)
+    assert emulation_message("bf16", CPU, "fp32") is None
+    message = emulation_message("fp16", CPU, "train.amp: null")
+    assert message is not None and "emulates fp16" in message
+    assert f"~{precision.SLOWDOWN['fp16', True]} slower" in message
 
 
 def test_native_bf16_and_fp32_say_nothing(native):
