@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         "would still hold half the random initialisation after 150 iterations)",
     )
     args = p.parse_args(argv)
-    from ehat.train.options import validate_options
+    from ehat.options.train import validate_options
     from ehat.train.real_trainer import trainer_class
 
     base = yaml.safe_load(Path(args.options).read_text())

@@ -32,7 +32,7 @@ from torch import nn
 
 from ehat.archs.descriptor import descriptor_of
 from ehat.errors import EhatError, did_you_mean
-from ehat.train.options import OptionsError
+from ehat.options.schema import OptionsError
 from ehat.train.trainer import Trainer
 
 __all__ = ["DistillTrainer", "FeatureTaps", "Teacher", "affinity_loss", "spatial_affinity"]

@@ -19,10 +19,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from ehat.options.common import GAN_MODEL_TYPES, REAL_MODEL_TYPES
 from ehat.options.distill import DISTILL_MODEL_TYPES
+from ehat.options.train import TrainingOptions
 from ehat.train import optim
 from ehat.train.distill import DistillTrainer
-from ehat.train.options import GAN_MODEL_TYPES, REAL_MODEL_TYPES, TrainingOptions
 from ehat.train.realesr import Degradation, PairQueue
 from ehat.train.trainer import Trainer
 

@@ -1,6 +1,6 @@
 """The training loop: EMA, AMP (bf16/fp16), clipping, accumulation, exact resume, validation, DDP.
 
-One :class:`Trainer` runs one :class:`~ehat.train.options.TrainingOptions` (:func:`ehat.train.options.load_options`).
+One :class:`Trainer` runs one :class:`~ehat.options.train.TrainingOptions` (:func:`ehat.options.train.load_options`).
 Iterations are 1-based like BasicSR's: the scheduler steps at the start of iteration ``it``, the
 optimizer at its end; a state saved "at ``it``" resumes with iteration ``it + 1``.
 
@@ -36,6 +36,9 @@ from torch import nn
 from ehat import acceleration
 from ehat.errors import EhatError
 from ehat.networks import build_from_options
+from ehat.options.common import options_device
+from ehat.options.schema import to_plain
+from ehat.options.train import TrainingOptions, experiments_root
 from ehat.train import distributed as du
 from ehat.train import state as st
 from ehat.train.data import TrainStream, build_dataset
@@ -50,7 +53,6 @@ from ehat.train.optim import (
     step_with_factor,
     warmup_factor,
 )
-from ehat.train.options import TrainingOptions, experiments_root, options_device, to_plain
 from ehat.train.preflight import check_amp, check_training_images
 
 _MODEL_NAME = re.compile(r"^net_g_(\d+)\.pth$")
@@ -76,7 +78,7 @@ class Trainer:
     """Train ``opt``.
 
     Args:
-        opt: typed options from :func:`ehat.train.options.load_options` / ``validate_options``.
+        opt: typed options from :func:`ehat.options.train.load_options` / ``validate_options``.
         launcher: 'none', 'pytorch' (torchrun) or 'slurm'.
         auto_resume: continue from the newest state in ``<experiments_root>/training_states``.
         handle_signals: on SIGINT/SIGTERM save a state and raise :class:`TrainingInterrupted`.

@@ -12,9 +12,10 @@ import torch.nn.functional as F
 
 from ehat.checkpoints import save_network
 from ehat.networks import build_from_options
+from ehat.options.schema import OptionsError
+from ehat.options.train import validate_options
 from ehat.train import state as st
 from ehat.train.distill import DistillTrainer, Teacher, affinity_loss, spatial_affinity
-from ehat.train.options import OptionsError, validate_options
 from ehat.train.real_trainer import trainer_class
 from tests.helpers import make_data, named_photo, tiny_options
 from tests.train.test_train_ddp import run_two_ranks
@@ -237,7 +238,7 @@ RANK_SCRIPT = textwrap.dedent(
     import ehat  # noqa: F401
     from ehat.train import distributed as du
     from ehat.train.distill import DistillTrainer
-    from ehat.train.options import load_options
+    from ehat.options.train import load_options
 
     trainer = DistillTrainer(load_options(sys.argv[1]), launcher="pytorch")
     out = trainer.run()
