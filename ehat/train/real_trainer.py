@@ -21,6 +21,7 @@ from torch import nn
 
 from ehat.options.common import GAN_MODEL_TYPES, REAL_MODEL_TYPES
 from ehat.options.distill import DISTILL_MODEL_TYPES
+from ehat.options.losses import generator_slots
 from ehat.options.train import TrainingOptions
 from ehat.train import optim
 from ehat.train.distill import DistillTrainer
@@ -115,8 +116,11 @@ class RealTrainer(Trainer):
         if not self._inputs_finite(lq, gt, batch):
             return None
         gt_usm = self.degrade.usm(gt) if self.degrade is not None else gt
-        l1_gt = gt_usm if opt.l1_gt_usm else gt
-        percep_gt = gt_usm if opt.percep_gt_usm else gt
+        targets = {  # per generator loss slot: the USM-sharpened target where its usm_key says so
+            f"l_{slot.log_name}": gt_usm if getattr(opt, slot.usm_key) else gt
+            for slot in generator_slots()
+            if slot.usm_key is not None
+        }
         gan_gt = gt_usm if opt.gan_gt_usm else gt
         logged: dict[str, float] = {}
 
@@ -129,7 +133,7 @@ class RealTrainer(Trainer):
             with self._autocast():
                 sr = self.net_train(lq)
             sr32 = sr.float()
-            losses = self._loss(sr32, gt, "l_g_", targets={"l_pix": l1_gt, "l_percep": percep_gt})
+            losses = self._loss(sr32, gt, "l_g_", targets=targets)
             with self._autocast():
                 fake_pred = self.net_d(sr)  # the plain module: D's weights are frozen in this pass
             losses["l_g_gan"] = self.cri_gan(fake_pred.float(), True, is_disc=False)
@@ -171,7 +175,11 @@ class RealTrainer(Trainer):
             out_d_fake=float(fake_pred.detach().float().mean()),
             grad_norm_d=norm_d,
         )
-        self.last_pair = (lq[0].detach().cpu(), sr[0].detach().float().cpu(), l1_gt[0].detach().cpu())
+        self.last_pair = (
+            lq[0].detach().cpu(),
+            sr[0].detach().float().cpu(),
+            targets["l_pix"][0].detach().cpu(),
+        )
         return logged
 
     # ------------------------------------------------------------------------------ validation

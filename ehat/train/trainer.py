@@ -37,6 +37,7 @@ from ehat import acceleration
 from ehat.errors import EhatError
 from ehat.networks import build_from_options
 from ehat.options.common import options_device
+from ehat.options.losses import generator_slots
 from ehat.options.schema import to_plain
 from ehat.options.train import TrainingOptions, experiments_root
 from ehat.train import distributed as du
@@ -56,8 +57,6 @@ from ehat.train.optim import (
 from ehat.train.preflight import check_amp, check_training_images
 
 _MODEL_NAME = re.compile(r"^net_g_(\d+)\.pth$")
-_LOSS_NAMES = {"pixel_opt": "l_pix", "perceptual_opt": "l_percep"}
-"""Logged names of the losses (BasicSR's)."""
 
 
 class NonFiniteError(EhatError):
@@ -237,8 +236,11 @@ class Trainer:
         check_amp(topt.amp, self.device, self.log)
         from basicsr.losses import build_loss
 
-        self.losses = {
-            _LOSS_NAMES[k]: build_loss(spec.to_dict()).to(self.device) for k, spec in topt.losses.items()
+        configured = topt.losses
+        self.losses = {  # by logged name (l_pix, l_percep), in LOSS_SLOTS' order
+            f"l_{slot.log_name}": build_loss(configured[slot.key].to_dict()).to(self.device)
+            for slot in generator_slots()
+            if slot.key in configured
         }
         self.iter, self.best = 0, None
         self._setup_models()

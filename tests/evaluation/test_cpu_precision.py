@@ -323,7 +323,7 @@ def test_training_amp_check_is_silent_on_a_native_cpu(native, caplog):
 
 @pytest.mark.parametrize("amp", ["bf16", None])
 def test_training_start_says_once_that_the_cpu_emulates_bf16(tmp_path, emulating, amp):
-    from ehat.train.options import validate_options
+    from ehat.options.train import validate_options
     from ehat.train.trainer import Trainer
     from tests.helpers import make_data, tiny_options
 
