@@ -26,6 +26,7 @@ from ehat.options.train import TrainingOptions
 from ehat.train import optim
 from ehat.train.distill import DistillTrainer
 from ehat.train.realesr import Degradation, PairQueue
+from ehat.train.state import StateError
 from ehat.train.trainer import Trainer
 
 
@@ -79,7 +80,12 @@ class RealTrainer(Trainer):
 
     def _restore_extra(self, state: dict) -> None:
         if self.net_d is None:
-            return  # a path.resume_state without net_d is refused at load (ehat.options.probes)
+            return
+        if "net_d" not in state:  # an explicit path.resume_state is checked at load already (probes)
+            raise StateError(
+                "the training state to resume holds no discriminator (net_d): it was written by a run "
+                "without network_d; start a new experiment (another name) instead of --auto_resume"
+            )
         self.net_d.load_state_dict(state["net_d"], strict=True)
         self.optimizer_d.load_state_dict(state["optimizer_d"])
         optim.restore_scheduler(self.scheduler_d, state.get("scheduler_d"))

@@ -141,3 +141,28 @@ def test_gan_keys_need_a_gan_model_type(workdir, monkeypatch):
     del opt["queue_size"]
     with pytest.raises(OptionsError, match="queue_size"):
         validate_options(opt)
+
+
+@pytest.mark.slow
+def test_auto_resume_of_a_state_without_discriminator_is_a_state_error(workdir, tmp_path, monkeypatch):
+    """An MSE run's state picked up by a GAN run's --auto_resume (same experiment folder): a
+    StateError naming the missing discriminator, not a KeyError; the MSE state is left as it was."""
+    from ehat.options.train import validate_options
+    from ehat.train.real_trainer import RealTrainer
+    from ehat.train.state import StateError
+
+    monkeypatch.chdir(workdir)
+    mse = real_options(workdir, gan=False, total_iter=2)
+    mse["logger"]["save_checkpoint_freq"] = 2
+    mse["logger"]["use_tb_logger"] = False
+    mse["path"]["experiments_root"] = str(tmp_path / "exp")
+    RealTrainer(validate_options(mse)).run()
+    state = tmp_path / "exp/training_states/2.state"
+    before = state.read_bytes()
+    gan = real_options(workdir, gan=True, total_iter=4)
+    gan["name"] = mse["name"]
+    gan["logger"]["use_tb_logger"] = False
+    gan["path"]["experiments_root"] = str(tmp_path / "exp")
+    with pytest.raises(StateError, match="no discriminator"):
+        RealTrainer(validate_options(gan), auto_resume=True).run()
+    assert state.read_bytes() == before
