@@ -8,8 +8,8 @@ of NTIRE 2024, 2025 or 2026 (``year``; see :data:`YEARS`):
 * ``models/team35_EHAT.py`` is *generated from our network code*: the source of the modules the
   network needs (attention, padding, HAT, and for EHAT the branch weights, dual attention and
   bicubic skip; or RLFN), read with :mod:`ast`, with the imports of ``ehat``, ``basicsr`` and
-  ``timm`` removed (two small stand-ins replace timm's ``DropPath`` / ``trunc_normal_``, used for
-  training and initialization only) and the registry decorators dropped. At its end a class
+  ``timm`` removed (HAT's ``DropPath`` / ``trunc_normal_`` are its own, in ``hat_arch.py``; a
+  stand-in ``EhatError`` replaces ours) and the registry decorators dropped. At its end a class
   ``Team35EHAT`` takes no arguments and builds the checkpoint's config. The same code runs, so the
   output equals ours bit for bit;
 * ``model_zoo/team35_ehat.pth`` (2024) or ``model_zoo/team35_EHAT.pth`` (2025, 2026): the network's
@@ -53,25 +53,6 @@ STANDINS = '''
 class EhatError(Exception):
     """Stand-in for ehat.errors.EhatError (a user's configuration mistake)."""
 
-
-def trunc_normal_(tensor: torch.Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0):
-    """Stand-in for timm's trunc_normal_ (initialization only; weights are loaded)."""
-    return torch.nn.init.trunc_normal_(tensor, mean, std, a, b)
-
-
-class DropPath(nn.Module):
-    """Stand-in for timm's DropPath: stochastic depth in training, the identity in eval mode."""
-
-    def __init__(self, drop_prob: float = 0.0) -> None:
-        super().__init__()
-        self.drop_prob = drop_prob
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.drop_prob == 0.0 or not self.training:
-            return x
-        keep = 1 - self.drop_prob
-        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
-        return x * mask / keep
 '''
 
 
