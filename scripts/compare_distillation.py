@@ -2,7 +2,7 @@
 """A tiny SPAN trained N iterations with and without a teacher, in one run: PSNR on Set5 / Set14.
 
     python scripts/make_demo_data.py --out demo/data          # the training photos (no download)
-    OMP_NUM_THREADS=2 python scripts/compare_distillation.py --iters 120 \\
+    OMP_WAIT_POLICY=PASSIVE python scripts/compare_distillation.py --iters 2000 \\
         --teacher ../shared/weights/span_ntire_x4.pth --sets ../shared/data --out experiments/distill_cmp
 
 Both runs use the option file ``options/train/train_SPAN-tiny_SRx4_distill_from_SPAN_CPU_quick.yml``
@@ -70,7 +70,7 @@ def run_options(base: dict, teacher: bool, args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--iters", type=int, default=120, help="iterations of each run (default 120)")
+    p.add_argument("--iters", type=int, default=2000, help="iterations of each run (default 2000)")
     p.add_argument("--teacher", default="../shared/weights/span_ntire_x4.pth", help="the teacher's weights")
     p.add_argument("--sets", default="../shared/data", help="folder holding Set5/ and Set14/")
     p.add_argument("--options", default=str(OPTION_FILE), help="the distillation option file")
