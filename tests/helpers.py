@@ -11,11 +11,16 @@ Fixtures shared by many files live in ``tests/conftest.py``.
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
+import sysconfig
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
+import yaml
 from skimage import data as skdata
 
 import ehat  # noqa: F401  (before basicsr: torchvision alias)
@@ -351,3 +356,111 @@ def assert_same_tensors(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) 
         assert torch.equal(a[k], b[k]), (
             f"{k} differs (max abs diff {(a[k].float() - b[k].float()).abs().max()})"
         )
+
+
+# --------------------------------------------------------------------------- challenge-layout sets
+
+
+def make_challenge_set(
+    root: Path,
+    photo: np.ndarray,
+    names_sizes: list[tuple[str, tuple[int, int]]],
+    prefix: str = "DIV2K_LSDIR_valid",
+) -> tuple[Path, Path]:
+    """``<root>/<prefix>_HR/<name>.png`` crops of ``photo`` (h, w) and their MATLAB-bicubic x4 LR
+    ``<prefix>_LR/<name>x4.png``; returns (HR folder, LR folder)."""
+    from ehat.data.image_io import write_image
+
+    hr_dir, lr_dir = root / f"{prefix}_HR", root / f"{prefix}_LR"
+    for i, (name, (h, w)) in enumerate(names_sizes):
+        hr = np.ascontiguousarray(photo[40 * i : 40 * i + h, 30 * i : 30 * i + w])
+        write_image(hr_dir / f"{name}.png", hr)
+        write_image(lr_dir / f"{name}x4.png", matlab_bicubic(hr[: h - h % 4, : w - w % 4], 1 / 4))
+    return hr_dir, lr_dir
+
+
+# --------------------------------------------------------------------------- isolated processes
+
+SUBMISSION_HIDDEN = ("ehat", "basicsr", "timm")
+"""Packages a submission's model file must run without."""
+
+
+def isolated_site(tmp_path: Path) -> Path:
+    """A site folder of links to every installed package except :data:`SUBMISSION_HIDDEN` (and .pth hooks)."""
+    site = Path(sysconfig.get_paths()["purelib"])
+    out = tmp_path / "site"
+    out.mkdir()
+    for entry in site.iterdir():
+        low = entry.name.lower()
+        if low.endswith(".pth") or any(low.startswith(h) or f"_{h}" in low for h in SUBMISSION_HIDDEN):
+            continue
+        (out / entry.name).symlink_to(entry)
+    return out
+
+
+def run_isolated_python(tmp_path: Path, first_path: Path, body: str, cwd: Path) -> str:
+    """Run ``body`` in ``python -I -S`` whose sys.path is ``first_path``, the standard library and an
+    isolated site (:func:`isolated_site`); the child first proves ehat/basicsr/timm are not importable.
+    Returns its stdout; a failure is an assertion with its stderr."""
+    base = Path(sys.base_prefix).resolve()
+    stdlib = [p for p in sys.path if p and "-packages" not in p and Path(p).resolve().is_relative_to(base)]
+    preamble = (
+        "import importlib, sys\n"
+        f"sys.path[:] = [{str(first_path)!r}, *{stdlib!r}, {str(isolated_site(tmp_path))!r}]\n"
+        f"for name in {SUBMISSION_HIDDEN!r}:\n"
+        "    try:\n"
+        "        importlib.import_module(name)\n"
+        "    except ModuleNotFoundError:\n"
+        "        continue\n"
+        "    raise SystemExit(f'{name} is importable in the isolated process')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", preamble + body],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def run_submission_model(
+    tmp_path: Path, package: Path, cls: str, model_file: str, weights: Path, x: torch.Tensor
+) -> torch.Tensor:
+    """``models/<model_file>.py``'s ``cls`` of a submission ``package``, strictly loaded from ``weights``,
+    run on ``x`` in an isolated process (:func:`run_isolated_python`)."""
+    inp, outp = tmp_path / "x.pt", tmp_path / "y.pt"
+    torch.save(x, inp)
+    body = (
+        "import torch\n"
+        f"module = importlib.import_module({model_file!r})\n"
+        f"model = getattr(module, {cls!r})().eval()\n"
+        f"model.load_state_dict(torch.load({str(weights)!r}, weights_only=True), strict=True)\n"
+        "with torch.no_grad():\n"
+        f"    torch.save(model(torch.load({str(inp)!r}, weights_only=True)), {str(outp)!r})\n"
+        "print('loaded from', module.__file__)\n"
+    )
+    out = run_isolated_python(tmp_path, package / "models", body, cwd=tmp_path)
+    assert str(package / "models") in out
+    return torch.load(outp, weights_only=True)
+
+
+# --------------------------------------------------------------------------- DDP
+
+
+def run_two_ranks(tmp_path: Path, script: str, options: dict) -> tuple[dict, dict]:
+    """Run ``script`` (argv: option file, output folder) in two gloo processes under torchrun on
+    ``options``; return what each rank saved as ``<tmp_path>/rank<r>.pt``."""
+    config = tmp_path / "ddp.yml"
+    config.write_text(yaml.safe_dump(options))
+    path = tmp_path / "rank.py"
+    path.write_text(script)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    proc = subprocess.run(
+        [*cmd, str(path), str(config), str(tmp_path)], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    return r0, r1

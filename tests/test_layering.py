@@ -253,3 +253,18 @@ def test_the_checks_find_an_upward_import_and_a_hidden_circle(tmp_path):
     assert "ehat.evaluation.x (ehat.evaluation) imports ehat.train.loop (ehat.train)" in upward_imports(
         module_graph(tmp_path)
     )
+
+
+def test_no_test_file_imports_another_test_file():
+    """Shared test code lives in tests/helpers.py or conftest.py: a test module imported by another
+    runs its module-level code twice and ties unrelated files together."""
+    root = Path(__file__).resolve().parent
+    offenders = []
+    for path in sorted(root.rglob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names += [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            offenders += [
+                f"{path.relative_to(root)} imports {n}" for n in names if n.split(".")[-1].startswith("test_")
+            ]
+    assert offenders == []

@@ -18,8 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.evaluation.test_eval_protocol import _make_set
-from tests.export.test_submission import _run_isolated
+from tests.helpers import make_challenge_set, run_submission_model
 
 TOY_ARCH = '''
 """ToyNet: conv -> LeakyReLU -> conv -> pixel shuffle, plus a bilinear image skip."""
@@ -133,7 +132,7 @@ def test_toy_runs_through_test_demo(tmp_path, toy, toy_weights, photo):
     model, path = toy_weights
     spec = register_model(alias(900, "900_Toy", "toy", "demo", "the toy network"))
     try:
-        _make_set(tmp_path / "data", photo, [("0801", (48, 40))])
+        make_challenge_set(tmp_path / "data", photo, [("0801", (48, 40))])
         args = ["--data_dir", str(tmp_path / "data"), "--save_dir", str(tmp_path / "out"),
                 "--results_dir", str(tmp_path / "res"), "--model_id", "900", "--model_path", str(path),
                 "--device", "cpu"]  # fmt: skip
@@ -179,6 +178,8 @@ def test_toy_submission_runs_without_ehat(tmp_path, toy, toy_weights):
         == 0
     )
     x = torch.rand(1, 3, 10, 12)
-    y = _run_isolated(tmp_path, out, "Team09Toy", "team09_Toy", out / "model_zoo" / "team09_Toy.pth", x)
+    y = run_submission_model(
+        tmp_path, out, "Team09Toy", "team09_Toy", out / "model_zoo" / "team09_Toy.pth", x
+    )
     with torch.no_grad():
         assert torch.equal(y, model(x))

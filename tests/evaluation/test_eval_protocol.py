@@ -13,20 +13,11 @@ import torch
 from ehat.archs.rlfn_arch import RLFN
 from ehat.data.image_io import read_image_uint8, write_image
 from ehat.evaluation.ntire import main
-from tests.helpers import matlab_bicubic
+from tests.helpers import make_challenge_set
 
 CHALLENGE_HEADER = (
     "Model               \tVal PSNR  \tVal Time [ms] \tParams [M]\tFLOPs [G] \tActs [M]\tMem [M] \tConv    "
 )
-
-
-def _make_set(root, photo, names_sizes, prefix="DIV2K_LSDIR_valid"):
-    hr_dir, lr_dir = root / f"{prefix}_HR", root / f"{prefix}_LR"
-    for i, (name, (h, w)) in enumerate(names_sizes):
-        hr = np.ascontiguousarray(photo[40 * i : 40 * i + h, 30 * i : 30 * i + w])
-        write_image(hr_dir / f"{name}.png", hr)
-        write_image(lr_dir / f"{name}x4.png", matlab_bicubic(hr[: h - h % 4, : w - w % 4], 1 / 4))
-    return hr_dir, lr_dir
 
 
 def _run(tmp_path, data_dir, rlfn_weights, *extra, model_id=0):
@@ -40,7 +31,7 @@ def _log(tmp_path):
 
 
 def test_writes_the_challenges_files_with_its_keys(tmp_path, photo, rlfn_weights):
-    _, _ = _make_set(tmp_path / "data", photo, [("0801", (64, 72)), ("0802", (70, 66))])
+    _, _ = make_challenge_set(tmp_path / "data", photo, [("0801", (64, 72)), ("0802", (70, 66))])
     assert _run(tmp_path, tmp_path / "data", rlfn_weights, "--ssim") == 0
     results = json.loads((tmp_path / "res" / "results.json").read_text())
     r = results["00_RLFN_baseline"]
@@ -63,8 +54,8 @@ def test_writes_the_challenges_files_with_its_keys(tmp_path, photo, rlfn_weights
 
 
 def test_results_accumulate_per_model_and_include_test(tmp_path, photo, rlfn_weights):
-    _make_set(tmp_path / "data", photo, [("0801", (48, 48))])
-    _make_set(tmp_path / "data", photo, [("0901", (52, 48))], prefix="DIV2K_LSDIR_test")
+    make_challenge_set(tmp_path / "data", photo, [("0801", (48, 48))])
+    make_challenge_set(tmp_path / "data", photo, [("0901", (52, 48))], prefix="DIV2K_LSDIR_test")
     paper = tmp_path / "paper.pth"
     torch.save(RLFN(feature_channels=52, num_blocks=6).state_dict(), paper)
     assert _run(tmp_path, tmp_path / "data", rlfn_weights, "--include_test") == 0
@@ -78,7 +69,7 @@ def test_results_accumulate_per_model_and_include_test(tmp_path, photo, rlfn_wei
 
 @pytest.mark.slow
 def test_options_tiling_ensemble_repeat_and_no_save(tmp_path, photo, rlfn_weights):
-    _make_set(tmp_path / "data", photo, [("0801", (48, 48))])
+    make_challenge_set(tmp_path / "data", photo, [("0801", (48, 48))])
     assert _run(tmp_path, tmp_path / "data", rlfn_weights, "--tile", "8", "--tile_overlap", "4", "--self_ensemble",
                 "--warmup", "1", "--repeat", "3", "--no_save", "--save_crops", "--skip_complexity") == 0  # fmt: skip
     assert "median of 3 run(s) per image after 1 warm-up" in _log(tmp_path)
@@ -89,7 +80,7 @@ def test_options_tiling_ensemble_repeat_and_no_save(tmp_path, photo, rlfn_weight
 
 
 def test_bad_images_are_reported_and_the_others_evaluated(tmp_path, photo, rlfn_weights):
-    hr_dir, lr_dir = _make_set(
+    hr_dir, lr_dir = make_challenge_set(
         tmp_path / "data", photo, [("0801", (64, 64)), ("0802", (21, 23)), ("0803", (48, 40))]
     )
     (lr_dir / "0803x4.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")  # corrupt
@@ -125,7 +116,7 @@ def test_missing_or_empty_set_is_a_clear_error(tmp_path, rlfn_weights, layout, m
 
 
 def test_checkpoint_not_matching_the_model_id_is_a_clear_error(tmp_path, photo):
-    _make_set(tmp_path / "data", photo, [("0801", (48, 48))])
+    make_challenge_set(tmp_path / "data", photo, [("0801", (48, 48))])
     paper = tmp_path / "paper.pth"
     torch.save(RLFN(feature_channels=52, num_blocks=6).state_dict(), paper)
     assert _run(tmp_path, tmp_path / "data", paper) == 2
@@ -134,7 +125,7 @@ def test_checkpoint_not_matching_the_model_id_is_a_clear_error(tmp_path, photo):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
 def test_cuda_request_without_cuda_is_a_clear_error(tmp_path, photo, rlfn_weights):
-    _make_set(tmp_path / "data", photo, [("0801", (48, 48))])
+    make_challenge_set(tmp_path / "data", photo, [("0801", (48, 48))])
     assert main(["--data_dir", str(tmp_path / "data"), "--results_dir", str(tmp_path / "res"),
                  "--model_id", "0", "--model_path", str(rlfn_weights), "--device", "cuda"]) == 2  # fmt: skip
     assert "CUDA is not available" in _log(tmp_path)

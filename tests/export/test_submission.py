@@ -4,9 +4,6 @@ process where ehat, basicsr and timm cannot be imported."""
 from __future__ import annotations
 
 import ast
-import subprocess
-import sys
-import sysconfig
 from pathlib import Path
 
 import pytest
@@ -15,65 +12,17 @@ import torch
 from ehat.archs import create_model
 from ehat.export.models import ResolvedModel, resolve_model
 from ehat.export.submission import SubmissionError, load_generated, write_submission
+from tests.helpers import run_submission_model
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "model_zoo" / "ehat_tiny_demo_x4.pth"
-HIDDEN = ("ehat", "basicsr", "timm")
-
-CHILD = r"""
-import importlib, sys
-sys.path[:] = [{models!r}, *{stdlib!r}, {site!r}]
-for name in {hidden!r}:
-    try:
-        importlib.import_module(name)
-    except ModuleNotFoundError:
-        continue
-    raise SystemExit(f"{{name}} is importable in the isolated process")
-import torch
-module = importlib.import_module({module!r})
-model = getattr(module, {cls!r})().eval()
-model.load_state_dict(torch.load({weights!r}, weights_only=True), strict=True)
-with torch.no_grad():
-    torch.save(model(torch.load({inp!r}, weights_only=True)), {outp!r})
-print("loaded from", module.__file__)
-"""
-
-
-def _isolated_site(tmp_path: Path) -> Path:
-    """A site folder of links to every installed package except ehat, basicsr and timm (and .pth hooks)."""
-    site = Path(sysconfig.get_paths()["purelib"])
-    out = tmp_path / "site"
-    out.mkdir()
-    for entry in site.iterdir():
-        low = entry.name.lower()
-        if low.endswith(".pth") or any(low.startswith(h) or f"_{h}" in low for h in HIDDEN):
-            continue
-        (out / entry.name).symlink_to(entry)
-    return out
-
-
-def _run_isolated(tmp_path: Path, package: Path, cls: str, model_file: str, weights: Path, x: torch.Tensor):
-    inp, outp = tmp_path / "x.pt", tmp_path / "y.pt"
-    torch.save(x, inp)
-    base = Path(sys.base_prefix).resolve()
-    stdlib = [p for p in sys.path if p and "-packages" not in p and Path(p).resolve().is_relative_to(base)]
-    code = CHILD.format(
-        models=str(package / "models"), stdlib=stdlib, site=str(_isolated_site(tmp_path)), hidden=HIDDEN,
-        module=model_file, cls=cls, weights=str(weights), inp=str(inp), outp=str(outp),
-    )  # fmt: skip
-    proc = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert str(package / "models") in proc.stdout
-    return torch.load(outp, weights_only=True)
 
 
 def _check_package(tmp_path: Path, resolved: ResolvedModel, x: torch.Tensor) -> None:
     pkg = write_submission(resolved, tmp_path / "pkg", team_id=35)
     assert pkg.model_file.name == "team35_EHAT.py" and pkg.weights_file.name == "team35_ehat.pth"
     assert "elif model_id == 35:" in pkg.snippet and "Team35EHAT()" in pkg.snippet
-    out = _run_isolated(tmp_path, tmp_path / "pkg", "Team35EHAT", "team35_EHAT", pkg.weights_file, x)
+    out = run_submission_model(tmp_path, tmp_path / "pkg", "Team35EHAT", "team35_EHAT", pkg.weights_file, x)
     with torch.no_grad():
         ref = resolved.model(x)
     assert torch.equal(out, ref), f"max difference {(out - ref).abs().max()}"

@@ -4,8 +4,6 @@ bit on an image fed the way every year's test_demo.py feeds it (uint8 / (255 / d
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,19 +12,14 @@ import torch
 from ehat.archs import create_model, descriptor_of, prepare_for_inference
 from ehat.export.models import ResolvedModel, resolve_model
 from ehat.export.submission import SubmissionError, weights_name, write_submission
-from tests.export.test_submission import DEMO, HIDDEN, _isolated_site
+from tests.helpers import REPO_ROOT, run_isolated_python
+
+DEMO = REPO_ROOT / "model_zoo" / "ehat_tiny_demo_x4.pth"
 
 # A test_demo.py reduced to select_model (the year's branch pasted in) and the images' conversion
 # (utils_image.uint2tensor4 / tensor2uint of the challenge repositories).
 DEMO_CHILD = r"""
-import importlib, os, sys
-sys.path[:] = [{package!r}, *{stdlib!r}, {site!r}]
-for name in {hidden!r}:
-    try:
-        importlib.import_module(name)
-    except ModuleNotFoundError:
-        continue
-    raise SystemExit(f"{{name}} is importable in the isolated process")
+import os
 import torch
 
 
@@ -64,20 +57,8 @@ def _run_year(tmp_path: Path, resolved: ResolvedModel, year: int, team_id: int, 
     )
     inp, outp = tmp_path / "img.pt", tmp_path / "out.pt"
     torch.save(img, inp)
-    base = Path(sys.base_prefix).resolve()
-    stdlib = [p for p in sys.path if p and "-packages" not in p and Path(p).resolve().is_relative_to(base)]
-    code = DEMO_CHILD.format(
-        package=str(tmp_path / "pkg"), stdlib=stdlib, site=str(_isolated_site(tmp_path)), hidden=HIDDEN,
-        snippet=pkg.snippet, team_id=team_id, inp=str(inp), outp=str(outp),
-    )  # fmt: skip
-    proc = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", code],
-        cwd=tmp_path / "pkg",
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    code = DEMO_CHILD.format(snippet=pkg.snippet, team_id=team_id, inp=str(inp), outp=str(outp))
+    run_isolated_python(tmp_path, tmp_path / "pkg", code, cwd=tmp_path / "pkg")
     out = torch.load(outp, weights_only=True)
     data_range = descriptor_of(resolved.model).data_range
     assert out["data_range"] == data_range == resolved.data_range

@@ -17,8 +17,7 @@ from ehat.options.train import validate_options
 from ehat.train import state as st
 from ehat.train.distill import DistillTrainer, Teacher, affinity_loss, spatial_affinity
 from ehat.train.real_trainer import trainer_class
-from tests.helpers import make_data, named_photo, tiny_options
-from tests.train.test_train_ddp import run_two_ranks
+from tests.helpers import make_data, named_photo, run_two_ranks, tiny_options
 
 TINY_RLFN = {"type": "RLFN", "feature_channels": 8, "mid_channels": 8, "num_blocks": 1, "esa_channels": 4}
 """A teacher small enough for CPU tests; RLFN reads [0, 255], so the range conversion is exercised."""

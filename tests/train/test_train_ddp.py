@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import yaml
 
 from ehat.options.train import validate_options
 from ehat.train.trainer import Trainer
-from tests.helpers import make_data, tiny_options
+from tests.helpers import make_data, run_two_ranks, tiny_options
 
 RANK_SCRIPT = textwrap.dedent(
     """
@@ -38,23 +33,6 @@ RANK_SCRIPT = textwrap.dedent(
     du.cleanup()
     """
 )
-
-
-def run_two_ranks(tmp_path: Path, script: str, options: dict) -> tuple[dict, dict]:
-    """Run ``script`` (argv: option file, output folder) in two gloo processes under torchrun on
-    ``options``; return what each rank saved as ``<tmp_path>/rank<r>.pt``."""
-    config = tmp_path / "ddp.yml"
-    config.write_text(yaml.safe_dump(options))
-    path = tmp_path / "rank.py"
-    path.write_text(script)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-    proc = subprocess.run(
-        [*cmd, str(path), str(config), str(tmp_path)], env=env, capture_output=True, text=True, timeout=300
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
-    return r0, r1
 
 
 @pytest.mark.slow
